@@ -1,0 +1,175 @@
+"""Command line: ``python -m pipeline <command>``. Exit codes are part of the interface (see README)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .checks import CheckFailed
+from .config import Config, ConfigError, describe_keys, load_config
+from .discover import SourceError
+from .extract import FetchError
+from .runner import TooManyRejects
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+EXIT_CHECKS = 3
+EXIT_REJECTS = 4
+EXIT_SOURCE = 5
+
+log = logging.getLogger("pipeline")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = args.config
+    if path is None and Path("config.yaml").exists():
+        path = "config.yaml"
+    return load_config(path)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run
+
+    cfg = _config(args)
+    try:
+        summary = run(cfg)
+    except BaseException as exc:
+        s = getattr(exc, "summary", None)
+        if s is not None:
+            print(s.to_json() if args.json else s.to_text(), file=sys.stdout if args.json else sys.stderr)
+        raise
+    print(summary.to_json() if args.json else summary.to_text())
+    return EXIT_OK
+
+
+def cmd_create_schema(args: argparse.Namespace) -> int:
+    from .load import destination_for
+
+    dest = destination_for(_config(args))
+    dest.create_schema()
+    print(f"star schema created in {dest.describe()} (schema {dest.schema})")
+    return EXIT_OK
+
+
+def cmd_drop_schema(args: argparse.Namespace) -> int:
+    from .load import destination_for
+
+    dest = destination_for(_config(args))
+    if not args.yes:
+        print(f"refusing to drop the star tables of {dest.describe()} without --yes", file=sys.stderr)
+        return EXIT_CONFIG
+    dest.drop_schema()
+    print(f"star tables dropped from {dest.describe()} (schema {dest.schema})")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .load import destination_for
+
+    dest = destination_for(_config(args))
+    results = dest.check()
+    for r in results:
+        print(r.describe())
+    failed = [r for r in results if not r.ok]
+    print(f"{len(results) - len(failed)} of {len(results)} checks passed")
+    return EXIT_CHECKS if failed else EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .generate import generate
+
+    out = Path(args.out)
+    res = generate(out / "song_data", out / "log_data", songs=args.songs, events=args.events, seed=args.seed,
+                   days=args.days)
+    print(
+        f"wrote {res.song_files:,} song files and {res.events:,} events in {res.log_files} daily files "
+        f"({res.bytes_written / 1e6:,.1f} MB) under {out}"
+    )
+    return EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    for key, env, default in describe_keys():
+        node = cfg
+        for part in key.split("."):
+            node = getattr(node, part)
+        print(f"{key:28} {env:40} {node!r}  (default {default!r})")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", help="config file (default: ./config.yaml if present)")
+    verbosity = common.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="Sparkify: song and event JSON into a star schema (DuckDB or Redshift).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", parents=[common], help="run the whole pipeline once",
+                       description="Discover, extract, transform, stage and load; then check, in one transaction.")
+    r.add_argument("--json", action="store_true", help="print the run summary as JSON (for log shippers)")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("create-schema", parents=[common], help="create the star tables if missing",
+                       description="Create the star schema's tables (idempotent).")
+    c.set_defaults(func=cmd_create_schema)
+
+    d = sub.add_parser("drop-schema", parents=[common], help="drop the star tables",
+                       description="Drop the five star tables and their data. Needs --yes.")
+    d.add_argument("--yes", action="store_true", help="really drop")
+    d.set_defaults(func=cmd_drop_schema)
+
+    k = sub.add_parser("check", parents=[common], help="run the data-quality checks alone",
+                       description="Primary keys unique and not null; foreign keys present. Exit 3 on failure.")
+    k.set_defaults(func=cmd_check)
+
+    g = sub.add_parser("generate", parents=[common], help="write a synthetic Sparkify dataset",
+                       description="Deterministic synthetic data: OUT/song_data and OUT/log_data.")
+    g.add_argument("--songs", type=int, default=2_000, help="song files (default 2,000)")
+    g.add_argument("--events", type=int, default=20_000, help="events (default 20,000)")
+    g.add_argument("--days", type=int, default=30, help="daily log files (default 30)")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--out", required=True, help="output folder")
+    g.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("config", parents=[common], help="show every config key, its variable and value",
+                       description="Every key with its environment variable, effective value and default.")
+    s.set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        code: int = args.func(args)
+        return code
+    except ConfigError as exc:
+        log.error("configuration error: %s", exc)
+        return EXIT_CONFIG
+    except CheckFailed as exc:
+        log.error("%s\nThe load was rolled back: the warehouse is as it was before this run.", exc)
+        return EXIT_CHECKS
+    except TooManyRejects as exc:
+        log.error("%s", exc)
+        return EXIT_REJECTS
+    except (SourceError, FetchError) as exc:
+        log.error("source error: %s", exc)
+        return EXIT_SOURCE
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except Exception as exc:
+        notes = "".join(f"\n  {n}" for n in getattr(exc, "__notes__", []))
+        log.error("run failed: %s: %s%s", type(exc).__name__, exc, notes, exc_info=args.verbose)
+        return EXIT_ERROR

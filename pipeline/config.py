@@ -1,0 +1,266 @@
+"""Configuration: ``config.yaml`` shaped files, overridden by ``SPARKIFY__SECTION__KEY`` variables.
+
+Every key is declared below with its type and default, so a typo or a wrong type fails at start-up with
+the key's name instead of surfacing hours later as a strange run. Secrets have no key here at all: the
+Redshift password and AWS keys come from the environment or the AWS credential chain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+ENV_PREFIX = "SPARKIFY__"
+TARGETS = ("duckdb", "redshift")
+
+
+class ConfigError(ValueError):
+    """A configuration key that is unknown, missing or of the wrong type or value."""
+
+
+@dataclass
+class SourceConfig:
+    #: fsspec URL or local path of the song metadata (one JSON object per file).
+    song_data: str = "data/demo/song_data"
+    #: fsspec URL or local path of the event logs (JSON lines, one file per day).
+    log_data: str = "data/demo/log_data"
+    #: Files fetched at once; object stores need many requests in flight for small files.
+    concurrency: int = 64
+    #: S3-compatible endpoint (MinIO, a test server); empty for AWS itself.
+    endpoint_url: str = ""
+    #: AWS region for the sources; empty to take it from the AWS configuration.
+    region: str = ""
+
+
+@dataclass
+class DemoConfig:
+    #: Write a synthetic dataset into the (local) source folders when they are empty or missing.
+    generate_if_empty: bool = True
+    songs: int = 2_000
+    events: int = 20_000
+    seed: int = 42
+
+
+@dataclass
+class StagingConfig:
+    #: Where the star frames are written as Parquet before the bulk load (local path or s3:// URL).
+    path: str = "build/staging"
+    #: Keep a successful run's staged files (a failed run's are always kept).
+    keep: bool = False
+
+
+@dataclass
+class RejectsConfig:
+    #: Folder for the rejected records of each run (JSON lines with file, line, reason, raw text).
+    path: str = "build/rejects"
+    #: Fail the run, loading nothing, when more than this fraction of the records read is rejected.
+    max_fraction: float = 0.01
+
+
+@dataclass
+class DuckDBConfig:
+    path: str = "build/sparkify.duckdb"
+
+
+@dataclass
+class WarehouseConfig:
+    #: duckdb (the embedded default) or redshift.
+    target: str = "duckdb"
+    #: Schema holding the star tables; empty for the target's default (main on DuckDB, public on Redshift).
+    schema: str = ""
+    duckdb: DuckDBConfig = field(default_factory=DuckDBConfig)
+
+    @property
+    def schema_name(self) -> str:
+        return self.schema or ("main" if self.target == "duckdb" else "public")
+
+
+@dataclass
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    staging: StagingConfig = field(default_factory=StagingConfig)
+    rejects: RejectsConfig = field(default_factory=RejectsConfig)
+    warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
+
+    def storage_options(self) -> dict[str, Any]:
+        """fsspec options for the sources (never credentials: those come from the AWS chain)."""
+        opts: dict[str, Any] = {}
+        client: dict[str, Any] = {}
+        if self.source.endpoint_url:
+            client["endpoint_url"] = self.source.endpoint_url
+        if self.source.region:
+            client["region_name"] = self.source.region
+        if client:
+            opts["client_kwargs"] = client
+        return opts
+
+
+# Keys holding local paths: relative ones are resolved against the config file's folder, so a cron job
+# started from any working directory reads and writes the same places as `make run`.
+_PATH_KEYS = (
+    ("source", "song_data"),
+    ("source", "log_data"),
+    ("staging", "path"),
+    ("rejects", "path"),
+    ("warehouse", "duckdb", "path"),
+)
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def is_url(path: str) -> bool:
+    return bool(_URL.match(path))
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    return True
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else str(unknown[0])
+        raise ConfigError(f"{key}: unknown key (known here: {', '.join(sorted(known))})")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(typing.cast(type, hint), value, key)
+        elif not _type_ok(value, hint):
+            raise ConfigError(f"{key}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+        else:
+            kwargs[name] = float(value) if hint is float else value
+    return cls(**kwargs)
+
+
+def _set_path(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = data
+    for k in keys[:-1]:
+        child = node.get(k)
+        if not isinstance(child, dict):
+            child = {}
+            node[k] = child
+        node = child
+    node[keys[-1]] = value
+
+
+def env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
+    """``SPARKIFY__WAREHOUSE__DUCKDB__PATH=x`` -> ``{"warehouse": {"duckdb": {"path": "x"}}}``.
+
+    Values are read as YAML scalars, so ``true``, ``8`` and ``0.5`` arrive typed.
+    """
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__")]
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, (dict, list)) or value is None:
+            value = raw
+        _set_path(out, keys, value)
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _validate(cfg: Config) -> None:
+    if cfg.warehouse.target not in TARGETS:
+        raise ConfigError(f"warehouse.target: {cfg.warehouse.target!r} is not one of {', '.join(TARGETS)}")
+    if cfg.source.concurrency < 1:
+        raise ConfigError(f"source.concurrency: must be at least 1, got {cfg.source.concurrency}")
+    if not 0.0 <= cfg.rejects.max_fraction <= 1.0:
+        raise ConfigError(f"rejects.max_fraction: must be between 0 and 1, got {cfg.rejects.max_fraction}")
+    for key in ("songs", "events"):
+        if getattr(cfg.demo, key) < 0:
+            raise ConfigError(f"demo.{key}: must not be negative")
+    for section, key in (("source", "song_data"), ("source", "log_data")):
+        if not getattr(getattr(cfg, section), key):
+            raise ConfigError(f"{section}.{key}: must not be empty")
+    if cfg.warehouse.schema:
+        from .sql import validate_identifier
+
+        try:
+            validate_identifier(cfg.warehouse.schema, "warehouse.schema")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+def load_config(path: str | Path | None, environ: typing.Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (or only defaults when None), apply environment overrides, validate."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections")
+        data = loaded or {}
+        base_dir = p.resolve().parent
+    data = _merge(data, env_overrides(environ))
+    cfg: Config = _build(Config, data, "")
+    _validate(cfg)
+    for keys in _PATH_KEYS:
+        node: Any = cfg
+        for k in keys[:-1]:
+            node = getattr(node, k)
+        value = getattr(node, keys[-1])
+        if value and not is_url(value) and not Path(value).is_absolute():
+            setattr(node, keys[-1], str(base_dir / value))
+    return cfg
+
+
+def describe_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, str, Any]]:
+    """Every key with its environment variable and default, for the docs and ``config`` output."""
+    rows: list[tuple[str, str, Any]] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            rows += describe_keys(typing.cast(type, hint), key + ".")
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else None
+            rows.append((key, ENV_PREFIX + key.upper().replace(".", "__"), default))
+    return rows

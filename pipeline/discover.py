@@ -1,0 +1,77 @@
+"""Find the data files under a source prefix, with one flat listing.
+
+On S3 a flat listing (ListObjectsV2 with no delimiter) returns 1,000 keys a request; walking folder by
+folder would cost one request per folder of the A/B/C song layout.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+from fsspec import AbstractFileSystem
+
+log = logging.getLogger(__name__)
+
+
+class SourceError(RuntimeError):
+    """A source prefix that cannot be listed (missing, not a folder, access denied)."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str  # as the filesystem names it (no protocol), used to fetch
+    url: str  # with protocol, used in reports, rejects and the ledger
+    size: int
+    # ETag on object stores, modification time locally: what tells a changed file from a seen one.
+    version: str
+
+
+def open_fs(url: str, storage_options: dict[str, Any] | None = None) -> tuple[AbstractFileSystem, str]:
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    return fs, path
+
+
+def is_data_file(relative: str) -> bool:
+    """Only ``*.json`` outside hidden folders (``.ipynb_checkpoints/``, ``_temporary/``) is data."""
+    parts = relative.split("/")
+    if any(p.startswith((".", "_")) for p in parts):
+        return False
+    return parts[-1].endswith(".json")
+
+
+def _protocol(fs: AbstractFileSystem) -> str:
+    proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return "" if proto in ("file", "local") else f"{proto}://"
+
+
+def discover(url: str, storage_options: dict[str, Any] | None = None) -> tuple[AbstractFileSystem, list[SourceFile]]:
+    """List every data file under ``url``, sorted by path so runs are deterministic."""
+    fs, root = open_fs(url, storage_options)
+    root = root.rstrip("/")
+    try:
+        if not fs.isdir(root):
+            raise SourceError(f"{url}: not found or not a folder")
+        listing = fs.find(root, detail=True)
+    except SourceError:
+        raise
+    except (FileNotFoundError, PermissionError, OSError) as exc:
+        raise SourceError(f"{url}: cannot list ({exc})") from exc
+    prefix = _protocol(fs)
+    files: list[SourceFile] = []
+    skipped = 0
+    for path, info in listing.items():
+        if info.get("type") == "directory":
+            continue
+        relative = path[len(root) :].lstrip("/")
+        if not is_data_file(relative):
+            skipped += 1
+            continue
+        version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
+        files.append(SourceFile(path=path, url=prefix + path, size=int(info.get("size") or 0), version=str(version)))
+    files.sort(key=lambda f: f.path)
+    if skipped:
+        log.info("%s: skipped %d non-data files (not *.json, or in hidden folders)", url, skipped)
+    return fs, files

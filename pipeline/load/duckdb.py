@@ -1,0 +1,66 @@
+"""The embedded default: a DuckDB file, loaded straight from the staged Parquet files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ..sql import DUCKDB, quote
+from .base import Destination, Session, StagedTable
+
+
+class _DuckSession:
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.con.execute(sql, list(params))
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, list(params)).fetchall()
+
+    def begin(self) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+
+    def commit(self) -> None:
+        self.con.execute("COMMIT")
+
+    def rollback(self) -> None:
+        try:
+            self.con.execute("ROLLBACK")
+        except duckdb.TransactionException:
+            pass  # nothing was open
+
+
+class DuckDBDestination(Destination):
+    dialect = DUCKDB
+
+    def __init__(self, path: str, schema: str):
+        super().__init__(schema)
+        self.path = path
+
+    def describe(self) -> str:
+        return f"duckdb:{self.path}"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(self.path)
+        try:
+            yield _DuckSession(con)
+        finally:
+            con.close()
+
+    def stage_into(self, session: Session, staged: StagedTable, temp_name: str) -> None:
+        cols = ", ".join(quote(c) for c in staged.table.column_names)
+        target = self.dialect.qualified(self.schema, staged.table.name)
+        # Shaped from the target (LIMIT 0), filled from the files: types are the table's, not the file's.
+        session.execute(f"CREATE OR REPLACE TEMP TABLE {quote(temp_name)} AS SELECT {cols} FROM {target} LIMIT 0")
+        if staged.files:
+            session.execute(
+                f"INSERT INTO {quote(temp_name)} ({cols}) SELECT {cols} FROM read_parquet(?)", [staged.files]
+            )

@@ -1,0 +1,102 @@
+"""SQL derived from the schema definition, per warehouse dialect.
+
+Only identifiers from ``schema.py`` and validated config (the schema name) ever reach these strings;
+values travel as parameters or in staged files, never interpolated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .schema import TABLES, Column, Kind, Table
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def validate_identifier(name: str, what: str) -> str:
+    """Reject anything that is not a plain SQL identifier, so config cannot smuggle SQL in."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"{what}: {name!r} is not a valid identifier (letters, digits, _; at most 63)")
+    return name
+
+
+def quote(name: str) -> str:
+    # Every identifier is quoted: "time", "year" and "day" are keywords somewhere.
+    return '"' + validate_identifier(name, "identifier") + '"'
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    # Redshift sizes VARCHAR in bytes and needs a length; DuckDB's VARCHAR has none.
+    sized_text: bool
+    # Declared but not enforced on Redshift; DuckDB enforces them and cannot delete a referenced row,
+    # which a merge must do, so there they are left to the pipeline's own checks.
+    declare_foreign_keys: bool
+    physical_design: bool
+
+    def type_name(self, col: Column) -> str:
+        if col.kind is Kind.TEXT:
+            return f"VARCHAR({col.max_bytes or 256})" if self.sized_text else "VARCHAR"
+        return {
+            Kind.INT: "INTEGER",
+            Kind.BIGINT: "BIGINT",
+            Kind.SMALLINT: "SMALLINT",
+            Kind.DOUBLE: "DOUBLE PRECISION",
+            Kind.TIMESTAMP: "TIMESTAMP",
+        }[col.kind]
+
+    def qualified(self, schema: str, table: str) -> str:
+        return f"{quote(schema)}.{quote(table)}"
+
+    def create_schema(self, schema: str) -> str:
+        return f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}"
+
+    def drop_schema_tables(self, schema: str) -> list[str]:
+        return [f"DROP TABLE IF EXISTS {self.qualified(schema, t.name)}" for t in reversed(TABLES)]
+
+    def create_table(self, schema: str, table: Table) -> str:
+        lines = [
+            f"    {quote(c.name)} {self.type_name(c)}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
+        ]
+        lines.append(f"    PRIMARY KEY ({', '.join(quote(k) for k in table.primary_key)})")
+        if self.declare_foreign_keys:
+            lines += [
+                f"    FOREIGN KEY ({quote(fk.column)}) REFERENCES "
+                f"{self.qualified(schema, fk.ref_table)} ({quote(fk.ref_column)})"
+                for fk in table.foreign_keys
+            ]
+        ddl = f"CREATE TABLE IF NOT EXISTS {self.qualified(schema, table.name)} (\n" + ",\n".join(lines) + "\n)"
+        if self.physical_design:
+            ddl += f"\nDISTSTYLE {table.dist_style}"
+            if table.dist_key:
+                ddl += f"\nDISTKEY ({quote(table.dist_key)})"
+            if table.sort_key:
+                ddl += f"\nSORTKEY ({', '.join(quote(k) for k in table.sort_key)})"
+        return ddl
+
+    def merge(self, schema: str, table: Table, staging: str) -> list[str]:
+        """Upsert the staged rows by primary key, as DELETE + INSERT (portable to every target).
+
+        With a version column, a stored row is replaced only by a staged row that is not older, and a
+        staged row is inserted only where no row of that key remains, so old data arriving late
+        never overwrites newer data.
+        """
+        target = self.qualified(schema, table.name)
+        stg = quote(staging)
+        match = " AND ".join(f"{target}.{quote(k)} = {stg}.{quote(k)}" for k in table.primary_key)
+        newer = f" AND {stg}.{quote(table.version_column)} >= {target}.{quote(table.version_column)}" if (
+            table.version_column
+        ) else ""
+        cols = ", ".join(quote(c) for c in table.column_names)
+        exists = " AND ".join(f"t.{quote(k)} = {stg}.{quote(k)}" for k in table.primary_key)
+        return [
+            f"DELETE FROM {target} USING {stg} WHERE {match}{newer}",
+            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stg} "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {exists})",
+        ]
+
+
+DUCKDB = Dialect(name="duckdb", sized_text=False, declare_foreign_keys=False, physical_design=False)
+REDSHIFT = Dialect(name="redshift", sized_text=True, declare_foreign_keys=True, physical_design=True)

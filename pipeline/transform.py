@@ -1,0 +1,199 @@
+"""Source frames to the five star frames: pure functions, no I/O, so notebooks and tests can call each one.
+
+Each function takes the frames ``extract`` produces (source field names, plus the ``_file``/``_line``
+provenance columns) and returns a frame with exactly the columns ``schema.py`` defines for its table.
+The rules are SPEC.md's; where a rule leaves a choice open, the choice is written next to the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .extract import FILE_COL, LINE_COL
+from .schema import ARTISTS, SONGPLAYS, SONGS, TIME, USERS, Table
+
+NEXT_SONG = "NextSong"
+
+
+def _conform(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
+    return frame.loc[:, table.column_names].reset_index(drop=True)
+
+
+def _blank_to_null(s: pd.Series) -> pd.Series:
+    return s.mask(s.str.strip() == "")
+
+
+def songs(song_records: pd.DataFrame) -> pd.DataFrame:
+    """One row per song_id; a song_id seen in several files keeps the first file's record (by path)."""
+    df = song_records.sort_values(["song_id", FILE_COL, LINE_COL], kind="stable")
+    df = df.drop_duplicates("song_id", keep="first")
+    out = pd.DataFrame(
+        {
+            "song_id": df["song_id"],
+            "title": df["title"],
+            "artist_id": df["artist_id"],
+            # 0 is the Million Song Dataset's "unknown year".
+            "year": df["year"].mask(df["year"] == 0).astype("Int16"),
+            "duration": df["duration"],
+        }
+    )
+    return _conform(out, SONGS)
+
+
+def artists(song_records: pd.DataFrame) -> pd.DataFrame:
+    """One row per artist_id.
+
+    An artist's songs may disagree (one file has the location, another has it empty), so the record
+    with the most known attributes wins, ties going to the first file by path: the same input always
+    gives the same row, whatever order files are listed in.
+    """
+    df = pd.DataFrame(
+        {
+            "artist_id": song_records["artist_id"],
+            "name": song_records["artist_name"],
+            "location": _blank_to_null(song_records["artist_location"]),
+            "latitude": song_records["artist_latitude"],
+            "longitude": song_records["artist_longitude"],
+            FILE_COL: song_records[FILE_COL],
+            LINE_COL: song_records[LINE_COL],
+        }
+    )
+    df["_known"] = df[["name", "location", "latitude", "longitude"]].notna().sum(axis=1)
+    df = df.sort_values(["artist_id", "_known", FILE_COL, LINE_COL], ascending=[True, False, True, True], kind="stable")
+    return _conform(df.drop_duplicates("artist_id", keep="first"), ARTISTS)
+
+
+def _ms_to_timestamp(ms: pd.Series) -> pd.Series:
+    return pd.to_datetime(ms.astype("int64"), unit="ms")
+
+
+def users(events: pd.DataFrame) -> pd.DataFrame:
+    """One row per non-empty userId, from the user's latest event by ts (any page, not only NextSong).
+
+    Ties on ts (two events in the same millisecond) go to the later item in the later session, so
+    the result does not depend on file order.
+    """
+    df = events[events["userId"] != ""]
+    df = df.sort_values(["userId", "ts", "sessionId", "itemInSession"], kind="stable")
+    df = df.drop_duplicates("userId", keep="last")
+    out = pd.DataFrame(
+        {
+            "user_id": df["userId"],
+            "first_name": df["firstName"],
+            "last_name": df["lastName"],
+            "gender": df["gender"],
+            "level": df["level"],
+            "last_seen_at": _ms_to_timestamp(df["ts"]),
+        }
+    )
+    return _conform(out, USERS)
+
+
+def plays(events: pd.DataFrame) -> pd.DataFrame:
+    """The events that are song plays: ``page = 'NextSong'`` by a known user."""
+    return events[(events["page"] == NEXT_SONG) & (events["userId"] != "")]
+
+
+def songplay_ids(user_id: pd.Series, session_id: pd.Series, item_in_session: pd.Series) -> pd.Series:
+    """``'<userId>:<sessionId>:<itemInSession>'``: the natural key itself, so ids never collide.
+
+    The two numbers hold no ':', so the id splits back unambiguously from the right even if a userId did.
+    """
+    joined = pc.binary_join_element_wise(
+        pa.array(user_id, pa.string()),
+        pc.cast(pa.array(session_id, pa.int64()), pa.string()),
+        pc.cast(pa.array(item_in_session, pa.int64()), pa.string()),
+        ":",
+    )
+    return pd.Series(pd.arrays.ArrowStringArray(joined), index=user_id.index, name="songplay_id")
+
+
+def song_lookup(song_records: pd.DataFrame) -> pd.DataFrame:
+    """(title, artist_name, duration) -> (song_id, artist_id), one song per key.
+
+    Exact matching as SPEC.md defines it. Several songs can share a title, artist and duration (the same
+    recording on two releases); the smallest song_id wins so a play is never counted twice.
+    """
+    df = song_records[["title", "artist_name", "duration", "song_id", "artist_id"]].dropna(
+        subset=["title", "artist_name", "duration"]
+    )
+    df = df.sort_values("song_id", kind="stable").drop_duplicates(["title", "artist_name", "duration"])
+    return df.rename(columns={"title": "song", "artist_name": "artist", "duration": "length"})
+
+
+def songplays(events: pd.DataFrame, lookup: pd.DataFrame) -> pd.DataFrame:
+    """One row per NextSong event with a userId; an event seen twice (in two files) is kept once."""
+    df = plays(events)
+    df = df.drop_duplicates(["userId", "sessionId", "itemInSession"], keep="first")
+    df = df.merge(lookup, how="left", on=["song", "artist", "length"], sort=False, validate="many_to_one")
+    out = pd.DataFrame(
+        {
+            "songplay_id": songplay_ids(df["userId"], df["sessionId"], df["itemInSession"]),
+            "start_time": _ms_to_timestamp(df["ts"]),
+            "user_id": df["userId"],
+            "level": df["level"],
+            "song_id": df["song_id"],
+            "artist_id": df["artist_id"],
+            "session_id": df["sessionId"],
+            "location": df["location"],
+            "user_agent": df["userAgent"],
+        }
+    )
+    return _conform(out, SONGPLAYS)
+
+
+def time(songplays_frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per distinct start_time. Week and weekday follow ISO 8601 (Monday = 1 ... Sunday = 7)."""
+    ts = pd.Series(songplays_frame["start_time"].drop_duplicates().sort_values().to_numpy())
+    iso = ts.dt.isocalendar()
+    out = pd.DataFrame(
+        {
+            "start_time": ts,
+            "hour": ts.dt.hour.astype("int16"),
+            "day": ts.dt.day.astype("int16"),
+            "week": iso["week"].astype("int16"),
+            "month": ts.dt.month.astype("int16"),
+            "year": ts.dt.year.astype("int16"),
+            "weekday": iso["day"].astype("int16"),
+        }
+    )
+    return _conform(out, TIME)
+
+
+@dataclass
+class Star:
+    """The five star frames of one run, and the counts the checks reconcile against."""
+
+    users: pd.DataFrame
+    songs: pd.DataFrame
+    artists: pd.DataFrame
+    time: pd.DataFrame
+    songplays: pd.DataFrame
+    # NextSong events with a userId as read, before removing events seen twice.
+    play_events: int
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        return {
+            "users": self.users,
+            "artists": self.artists,
+            "songs": self.songs,
+            "time": self.time,
+            "songplays": self.songplays,
+        }
+
+
+def build_star(song_records: pd.DataFrame, events: pd.DataFrame) -> Star:
+    """All five tables from the two source frames."""
+    fact = songplays(events, song_lookup(song_records))
+    return Star(
+        users=users(events),
+        songs=songs(song_records),
+        artists=artists(song_records),
+        time=time(fact),
+        songplays=fact,
+        play_events=len(plays(events)),
+    )
