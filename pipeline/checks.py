@@ -40,9 +40,7 @@ class CheckResult:
 class CheckFailed(RuntimeError):
     def __init__(self, failures: list[CheckResult]):
         self.failures = failures
-        super().__init__(
-            "data-quality checks failed:\n" + "\n".join("  " + f.describe() for f in failures)
-        )
+        super().__init__("data-quality checks failed:\n" + "\n".join("  " + f.describe() for f in failures))
 
 
 def integrity_checks(dialect: Dialect, schema: str) -> list[Check]:

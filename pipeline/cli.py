@@ -82,8 +82,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .generate import generate
 
     out = Path(args.out)
-    res = generate(out / "song_data", out / "log_data", songs=args.songs, events=args.events, seed=args.seed,
-                   days=args.days)
+    res = generate(
+        out / "song_data",
+        out / "log_data",
+        songs=args.songs,
+        events=args.events,
+        seed=args.seed,
+        days=args.days,
+    )
     print(
         f"wrote {res.song_files:,} song files and {res.events:,} events in {res.log_files} daily files "
         f"({res.bytes_written / 1e6:,.1f} MB) under {out}"
@@ -114,26 +120,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    r = sub.add_parser("run", parents=[common], help="run the whole pipeline once",
-                       description="Discover, extract, transform, stage and load; then check, in one transaction.")
+    r = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run the whole pipeline once",
+        description="Discover, extract, transform, stage and load; then check, in one transaction.",
+    )
     r.add_argument("--json", action="store_true", help="print the run summary as JSON (for log shippers)")
     r.set_defaults(func=cmd_run)
 
-    c = sub.add_parser("create-schema", parents=[common], help="create the star tables if missing",
-                       description="Create the star schema's tables (idempotent).")
+    c = sub.add_parser(
+        "create-schema",
+        parents=[common],
+        help="create the star tables if missing",
+        description="Create the star schema's tables (idempotent).",
+    )
     c.set_defaults(func=cmd_create_schema)
 
-    d = sub.add_parser("drop-schema", parents=[common], help="drop the star tables",
-                       description="Drop the five star tables and their data. Needs --yes.")
+    d = sub.add_parser(
+        "drop-schema",
+        parents=[common],
+        help="drop the star tables",
+        description="Drop the five star tables and their data. Needs --yes.",
+    )
     d.add_argument("--yes", action="store_true", help="really drop")
     d.set_defaults(func=cmd_drop_schema)
 
-    k = sub.add_parser("check", parents=[common], help="run the data-quality checks alone",
-                       description="Primary keys unique and not null; foreign keys present. Exit 3 on failure.")
+    k = sub.add_parser(
+        "check",
+        parents=[common],
+        help="run the data-quality checks alone",
+        description="Primary keys unique and not null; foreign keys present. Exit 3 on failure.",
+    )
     k.set_defaults(func=cmd_check)
 
-    g = sub.add_parser("generate", parents=[common], help="write a synthetic Sparkify dataset",
-                       description="Deterministic synthetic data: OUT/song_data and OUT/log_data.")
+    g = sub.add_parser(
+        "generate",
+        parents=[common],
+        help="write a synthetic Sparkify dataset",
+        description="Deterministic synthetic data: OUT/song_data and OUT/log_data.",
+    )
     g.add_argument("--songs", type=int, default=2_000, help="song files (default 2,000)")
     g.add_argument("--events", type=int, default=20_000, help="events (default 20,000)")
     g.add_argument("--days", type=int, default=30, help="daily log files (default 30)")
@@ -141,8 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="output folder")
     g.set_defaults(func=cmd_generate)
 
-    s = sub.add_parser("config", parents=[common], help="show every config key, its variable and value",
-                       description="Every key with its environment variable, effective value and default.")
+    s = sub.add_parser(
+        "config",
+        parents=[common],
+        help="show every config key, its variable and value",
+        description="Every key with its environment variable, effective value and default.",
+    )
     s.set_defaults(func=cmd_config)
     return p
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -21,22 +21,100 @@ import orjson
 log = logging.getLogger(__name__)
 
 _ALNUM = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
-_WORDS = (
-    "love night heart fire rain dance blue dream summer city road home light wild gold river moon "
-    "sweet broken electric silent lonely golden midnight shadow ocean thunder paper velvet crystal "
-    "echo stone glass winter morning honey desert neon paradise storm garden mirror"
-).split()
-_FIRST = "Lily Jacob Ava Liam Emma Noah Mia Ethan Sofia Lucas Chloe Aiden Kaylee Ryan Tegan Jayden".split()
-_LAST = "Koch Klein Smith Garcia Lynch Cruz Bell Moore Levy Harrell Robinson Jones Perez Chen Olsen".split()
-_CITIES = (
-    "Chicago-Naperville-Elgin, IL-IN-WI|San Francisco-Oakland-Hayward, CA|Atlanta-Sandy Springs-Roswell, GA|"
-    "Dallas-Fort Worth-Arlington, TX|Tampa-St. Petersburg-Clearwater, FL|New York-Newark-Jersey City, NY-NJ-PA|"
-    "Portland-South Portland, ME|Lansing-East Lansing, MI|Phoenix-Mesa-Scottsdale, AZ|Houston-The Woodlands, TX"
-).split("|")
+_WORDS = [
+    "love",
+    "night",
+    "heart",
+    "fire",
+    "rain",
+    "dance",
+    "blue",
+    "dream",
+    "summer",
+    "city",
+    "road",
+    "home",
+    "light",
+    "wild",
+    "gold",
+    "river",
+    "moon",
+    "sweet",
+    "broken",
+    "electric",
+    "silent",
+    "lonely",
+    "golden",
+    "midnight",
+    "shadow",
+    "ocean",
+    "thunder",
+    "paper",
+    "velvet",
+    "crystal",
+    "echo",
+    "stone",
+    "glass",
+    "winter",
+    "morning",
+    "honey",
+    "desert",
+    "neon",
+    "paradise",
+    "storm",
+    "garden",
+    "mirror",
+]
+_FIRST = [
+    "Lily",
+    "Jacob",
+    "Ava",
+    "Liam",
+    "Emma",
+    "Noah",
+    "Mia",
+    "Ethan",
+    "Sofia",
+    "Lucas",
+    "Chloe",
+    "Aiden",
+    "Kaylee",
+    "Ryan",
+    "Tegan",
+    "Jayden",
+]
+_LAST = [
+    "Koch",
+    "Klein",
+    "Smith",
+    "Garcia",
+    "Lynch",
+    "Cruz",
+    "Bell",
+    "Moore",
+    "Levy",
+    "Harrell",
+    "Robinson",
+    "Jones",
+    "Perez",
+    "Chen",
+    "Olsen",
+]
+_CITIES = [
+    "Chicago-Naperville-Elgin, IL-IN-WI",
+    "San Francisco-Oakland-Hayward, CA",
+    "Atlanta-Sandy Springs-Roswell, GA",
+    "Dallas-Fort Worth-Arlington, TX",
+    "Tampa-St. Petersburg-Clearwater, FL",
+    "New York-Newark-Jersey City, NY-NJ-PA",
+    "Portland-South Portland, ME",
+    "Lansing-East Lansing, MI",
+    "Phoenix-Mesa-Scottsdale, AZ",
+    "Houston-The Woodlands, TX",
+]
 _ARTIST_PLACES = ["London, England", "Chicago, IL", "Hamburg, Germany", "Detroit, MI", "Kingston, Jamaica"]
 _AGENTS = [
-    "Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/36.0.1985.143 "
-    "Safari/537.36",
+    "Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/36.0.1985.143 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_4) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/36.0.1985.125 Safari/537.36",
     "Mozilla/5.0 (Windows NT 6.1; WOW64; rv:31.0) Gecko/20100101 Firefox/31.0",
@@ -48,12 +126,25 @@ _AGENTS = [
 ]
 # Pages other than NextSong for logged-in users, with eventsim-like weights.
 _OTHER_PAGES = [
-    ("Home", 30), ("Thumbs Up", 20), ("Add to Playlist", 10), ("Add Friend", 7), ("Roll Advert", 8),
-    ("Logout", 6), ("Thumbs Down", 5), ("Settings", 3), ("Downgrade", 3), ("Help", 3), ("Upgrade", 1),
-    ("About", 1), ("Save Settings", 1), ("Error", 1), ("Submit Upgrade", 1), ("Submit Downgrade", 1),
+    ("Home", 30),
+    ("Thumbs Up", 20),
+    ("Add to Playlist", 10),
+    ("Add Friend", 7),
+    ("Roll Advert", 8),
+    ("Logout", 6),
+    ("Thumbs Down", 5),
+    ("Settings", 3),
+    ("Downgrade", 3),
+    ("Help", 3),
+    ("Upgrade", 1),
+    ("About", 1),
+    ("Save Settings", 1),
+    ("Error", 1),
+    ("Submit Upgrade", 1),
+    ("Submit Downgrade", 1),
 ]
 _LOGGED_OUT_PAGES = [("Home", 50), ("Login", 40), ("About", 5), ("Help", 5)]
-_START = datetime(2018, 11, 1, tzinfo=timezone.utc)
+_START = datetime(2018, 11, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -83,7 +174,9 @@ def _weights(pairs: list[tuple[str, int]]) -> tuple[list[str], np.ndarray]:
     return names, w / w.sum()
 
 
-def generate(out_songs: Path, out_logs: Path, songs: int, events: int, seed: int = 42, days: int = 30) -> GenerateResult:
+def generate(
+    out_songs: Path, out_logs: Path, songs: int, events: int, seed: int = 42, days: int = 30
+) -> GenerateResult:
     """Write ``songs`` song files under ``out_songs`` and ``events`` events, one file a day, under ``out_logs``."""
     rng = np.random.default_rng(seed)
     written = 0
@@ -161,9 +254,9 @@ def generate(out_songs: Path, out_logs: Path, songs: int, events: int, seed: int
         lengths: list[int] = []
         total = 0
         while total < n:
-            length = int(min(rng.geometric(1 / 20), n - total))
-            lengths.append(length)
-            total += length
+            size = int(min(rng.geometric(1 / 20), n - total))
+            lengths.append(size)
+            total += size
         n_sess = len(lengths)
         sess_len = np.array(lengths)
         sess_user = rng.choice(n_users, size=n_sess, p=user_weight)
@@ -194,8 +287,9 @@ def generate(out_songs: Path, out_logs: Path, songs: int, events: int, seed: int
             u = int(user[j])
             out = bool(out_event[j])
             play = bool(is_play[j])
-            song = artist = None
-            length = None
+            song: str | None = None
+            artist: str | None = None
+            length: float | None = None
             if play:
                 if pick_catalogue[j]:
                     s = int(cat_song[j])

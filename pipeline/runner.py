@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import memory
 from . import stage as staging
 from .config import Config, is_url
 from .discover import discover
@@ -48,6 +49,7 @@ class Summary:
     rows_merged: dict[str, int] = field(default_factory=dict)
     rows_total: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    peak_memory_mb: dict[str, float] = field(default_factory=dict)
     error: str | None = None
 
     def to_json(self) -> str:
@@ -70,24 +72,33 @@ class Summary:
         lines.append(
             "  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.seconds.items()) + f"; total {total:.2f}"
         )
+        if self.peak_memory_mb:
+            lines.append(f"  peak memory: {max(self.peak_memory_mb.values()):,.0f} MB")
         if self.error:
             lines.append(f"  error: {self.error}")
         return "\n".join(lines)
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 @contextmanager
 def _timed(summary: Summary, stage: str) -> Iterator[None]:
     start = time.perf_counter()
+    memory.reset_peak()
     log.info("%s ...", stage)
     try:
         yield
     finally:
         summary.seconds[stage] = round(time.perf_counter() - start, 3)
-        log.info("%s done in %.2f s", stage, summary.seconds[stage])
+        summary.peak_memory_mb[stage] = round(memory.peak_mb(), 1)
+        log.info(
+            "%s done in %.2f s (peak memory %.0f MB)",
+            stage,
+            summary.seconds[stage],
+            summary.peak_memory_mb[stage],
+        )
 
 
 def ensure_demo_data(cfg: Config) -> bool:
@@ -97,8 +108,11 @@ def ensure_demo_data(cfg: Config) -> bool:
     songs, logs = Path(cfg.source.song_data), Path(cfg.source.log_data)
     if not (is_empty(songs) and is_empty(logs)):
         return False
-    log.info("source folders are empty: generating the demo dataset (%d songs, %d events)",
-             cfg.demo.songs, cfg.demo.events)
+    log.info(
+        "source folders are empty: generating the demo dataset (%d songs, %d events)",
+        cfg.demo.songs,
+        cfg.demo.events,
+    )
     generate(songs, logs, songs=cfg.demo.songs, events=cfg.demo.events, seed=cfg.demo.seed)
     return True
 

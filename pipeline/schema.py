@@ -88,9 +88,7 @@ class Table:
         return self._by_name[name]
 
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema(
-            [pa.field(c.name, ARROW_TYPES[c.kind], nullable=c.nullable) for c in self.columns]
-        )
+        return pa.schema([pa.field(c.name, ARROW_TYPES[c.kind], nullable=c.nullable) for c in self.columns])
 
 
 def _text(name: str, max_bytes: int, nullable: bool = True, doc: str = "") -> Column:

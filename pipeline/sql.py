@@ -57,9 +57,7 @@ class Dialect:
         return [f"DROP TABLE IF EXISTS {self.qualified(schema, t.name)}" for t in reversed(TABLES)]
 
     def create_table(self, schema: str, table: Table) -> str:
-        lines = [
-            f"    {quote(c.name)} {self.type_name(c)}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
-        ]
+        lines = [f"    {quote(c.name)} {self.type_name(c)}{'' if c.nullable else ' NOT NULL'}" for c in table.columns]
         lines.append(f"    PRIMARY KEY ({', '.join(quote(k) for k in table.primary_key)})")
         if self.declare_foreign_keys:
             lines += [
@@ -86,9 +84,11 @@ class Dialect:
         target = self.qualified(schema, table.name)
         stg = quote(staging)
         match = " AND ".join(f"{target}.{quote(k)} = {stg}.{quote(k)}" for k in table.primary_key)
-        newer = f" AND {stg}.{quote(table.version_column)} >= {target}.{quote(table.version_column)}" if (
-            table.version_column
-        ) else ""
+        newer = (
+            f" AND {stg}.{quote(table.version_column)} >= {target}.{quote(table.version_column)}"
+            if (table.version_column)
+            else ""
+        )
         cols = ", ".join(quote(c) for c in table.column_names)
         exists = " AND ".join(f"t.{quote(k)} = {stg}.{quote(k)}" for k in table.primary_key)
         return [

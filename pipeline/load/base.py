@@ -85,9 +85,7 @@ class Destination(ABC):
     # ------------------------------------------------------------------ shared
 
     def _ddl(self) -> list[str]:
-        return [self.dialect.create_schema(self.schema)] + [
-            self.dialect.create_table(self.schema, t) for t in TABLES
-        ]
+        return [self.dialect.create_schema(self.schema)] + [self.dialect.create_table(self.schema, t) for t in TABLES]
 
     def create_schema(self) -> None:
         with self.session() as s:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,10 +31,8 @@ class _DuckSession:
         self.con.execute("COMMIT")
 
     def rollback(self) -> None:
-        try:
+        with contextlib.suppress(duckdb.TransactionException):  # nothing was open
             self.con.execute("ROLLBACK")
-        except duckdb.TransactionException:
-            pass  # nothing was open
 
 
 class DuckDBDestination(Destination):

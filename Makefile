@@ -1,0 +1,45 @@
+# Every target bootstraps what it needs: a pinned uv in .tools/, then the locked environment in .venv/.
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .tools/bin/uv
+SYNCED := .venv/.synced
+RUN := $(UV) run --frozen
+SONGS ?= 50000
+EVENTS ?= 1000000
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(SYNCED): $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen
+	@touch $@
+
+install: $(SYNCED) ## create .venv from the lock file
+
+run: $(SYNCED) ## run the pipeline on the embedded default (demo data into DuckDB)
+	$(RUN) python -m pipeline run --config config.yaml
+
+test: $(SYNCED) ## run the whole test suite
+	$(RUN) pytest
+
+lint: $(SYNCED) ## ruff and mypy
+	$(RUN) ruff check pipeline tests
+	$(RUN) ruff format --check pipeline tests
+	$(RUN) mypy
+
+format: $(SYNCED) ## apply ruff's formatting and fixes
+	$(RUN) ruff format pipeline tests
+	$(RUN) ruff check --fix pipeline tests
+
+bench: $(SYNCED) ## pipeline vs a plain DuckDB SQL build (SONGS=50000 EVENTS=1000000)
+	$(RUN) python tests/benchmarks/bench.py --songs $(SONGS) --events $(EVENTS)
+
+clean: ## remove build output and generated demo data (not the environment)
+	rm -rf build data/demo

@@ -1,0 +1,67 @@
+"""Running the real CLI in a subprocess, and reading back what it wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import yaml
+
+from pipeline.schema import TABLES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_config(tmp: Path, song_data: Path | str, log_data: Path | str, **sections: Any) -> Path:
+    cfg: dict[str, Any] = {
+        "source": {"song_data": str(song_data), "log_data": str(log_data)},
+        "demo": {"generate_if_empty": False},
+        "staging": {"path": str(tmp / "staging")},
+        "rejects": {"path": str(tmp / "rejects")},
+        "warehouse": {"target": "duckdb", "duckdb": {"path": str(tmp / "wh.duckdb")}},
+    }
+    for section, values in sections.items():
+        cfg.setdefault(section, {}).update(values)
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKIFY__")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def run_json(config: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    proc = cli("run", "--json", "-q", "-c", str(config), env=env)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    summary: dict[str, Any] = json.loads(proc.stdout)
+    return summary
+
+
+def read_tables(db_path: Path | str, schema: str = "main") -> dict[str, pd.DataFrame]:
+    """Every star table, sorted by key, for exact comparison."""
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        return {
+            t.name: con.execute(
+                f'SELECT * FROM "{schema}"."{t.name}" ORDER BY ' + ", ".join(f'"{k}"' for k in t.primary_key)
+            ).df()
+            for t in TABLES
+        }
+    finally:
+        con.close()

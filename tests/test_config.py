@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import ConfigError, describe_keys, env_overrides, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_repository_config_loads_and_resolves_paths_next_to_it() -> None:
+    cfg = load_config(ROOT / "config.yaml", environ={})
+    assert cfg.warehouse.target == "duckdb"
+    assert cfg.warehouse.duckdb.path == str(ROOT / "build" / "sparkify.duckdb")
+    assert cfg.source.song_data == str(ROOT / "data" / "demo" / "song_data")
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"warehouse\.duckdb\.paht: unknown key"):
+        load_config(write(tmp_path, "warehouse:\n  duckdb:\n    paht: x\n"), environ={})
+
+
+def test_wrong_type_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"source\.concurrency: expected int"):
+        load_config(write(tmp_path, "source:\n  concurrency: many\n"), environ={})
+
+
+def test_bad_target_and_schema(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"warehouse\.target"):
+        load_config(write(tmp_path, "warehouse:\n  target: oracle\n"), environ={})
+    with pytest.raises(ConfigError, match=r"warehouse\.schema"):
+        load_config(write(tmp_path, "warehouse:\n  schema: 'x; drop table users'\n"), environ={})
+
+
+def test_environment_overrides_config(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(tmp_path, "source:\n  song_data: s3://bucket/songs\n"),
+        environ={
+            "SPARKIFY__SOURCE__CONCURRENCY": "8",
+            "SPARKIFY__WAREHOUSE__DUCKDB__PATH": "/tmp/w.duckdb",
+            "SPARKIFY__DEMO__GENERATE_IF_EMPTY": "false",
+            "OTHER": "x",
+        },
+    )
+    assert cfg.source.concurrency == 8
+    assert cfg.source.song_data == "s3://bucket/songs"  # URLs are not resolved as paths
+    assert cfg.warehouse.duckdb.path == "/tmp/w.duckdb"
+    assert cfg.demo.generate_if_empty is False
+
+
+def test_unknown_environment_key_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"source\.sogn_data: unknown key"):
+        load_config(None, environ={"SPARKIFY__SOURCE__SOGN_DATA": "x"})
+
+
+def test_env_values_are_typed() -> None:
+    assert env_overrides({"SPARKIFY__REJECTS__MAX_FRACTION": "0.5"}) == {"rejects": {"max_fraction": 0.5}}
+
+
+def test_every_key_has_an_environment_variable() -> None:
+    keys = {k: env for k, env, _ in describe_keys()}
+    assert keys["warehouse.duckdb.path"] == "SPARKIFY__WAREHOUSE__DUCKDB__PATH"
+    assert "source.song_data" in keys

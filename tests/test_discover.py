@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.discover import SourceError, discover, is_data_file
+
+
+def test_only_json_outside_hidden_folders(tmp_path: Path) -> None:
+    for rel in (
+        "2018/11/a.json",
+        "2018/11/b.json",
+        ".ipynb_checkpoints/a-checkpoint.json",
+        "2018/_temporary/c.json",
+        "_SUCCESS",
+        "2018/11/notes.txt",
+        "2018/11/a.json.tmp",
+    ):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("{}")
+    _, files = discover(str(tmp_path))
+    assert [Path(f.path).relative_to(tmp_path).as_posix() for f in files] == [
+        "2018/11/a.json",
+        "2018/11/b.json",
+    ]
+    assert all(f.size == 2 and f.version for f in files)
+
+
+@pytest.mark.parametrize(
+    ("relative", "ok"),
+    [
+        ("A/B/C/TR1.json", True),
+        ("A/.ipynb_checkpoints/x.json", False),
+        ("_SUCCESS", False),
+        ("a.jsonl", False),
+    ],
+)
+def test_is_data_file(relative: str, ok: bool) -> None:
+    assert is_data_file(relative) is ok
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="not found"):
+        discover(str(tmp_path / "nope"))
