@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from . import logs
 from .checks import CheckFailed
 from .config import Config, ConfigError, describe_keys, load_config
 from .discover import SourceError
@@ -27,7 +28,9 @@ def _config(args: argparse.Namespace) -> Config:
     path = args.config
     if path is None and Path("config.yaml").exists():
         path = "config.yaml"
-    return load_config(path)
+    cfg = load_config(path)
+    logs.protect_env(cfg.warehouse.redshift.password_env)
+    return cfg
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -179,8 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+    logs.setup(args.verbose, args.quiet)
     try:
         code: int = args.func(args)
         return code

@@ -34,10 +34,6 @@ class SourceConfig:
     log_data: str = "data/demo/log_data"
     #: Files fetched at once; object stores need many requests in flight for small files.
     concurrency: int = 64
-    #: S3-compatible endpoint (MinIO, a test server); empty for AWS itself.
-    endpoint_url: str = ""
-    #: AWS region for the sources; empty to take it from the AWS configuration.
-    region: str = ""
 
 
 @dataclass
@@ -71,12 +67,44 @@ class DuckDBConfig:
 
 
 @dataclass
+class AwsConfig:
+    #: AWS region; empty to take it from the AWS configuration (AWS_REGION, ~/.aws/config).
+    region: str = ""
+    #: Named profile of the AWS credential chain; empty for the default chain.
+    profile: str = ""
+    #: S3-compatible endpoint (MinIO, a test server); empty for AWS itself.
+    s3_endpoint_url: str = ""
+
+
+@dataclass
+class RedshiftConfig:
+    #: Secrets Manager secret (name or ARN) with the connection details: the preferred way to connect.
+    secret_id: str = ""
+    #: Or a Glue connection name.
+    glue_connection: str = ""
+    #: Or host, port, database and user, with the password in the environment variable named below.
+    host: str = ""
+    port: int = 5439
+    database: str = "dev"
+    user: str = ""
+    #: Name of the environment variable holding the password (the password itself never goes in a file).
+    password_env: str = "SPARKIFY_REDSHIFT_PASSWORD"
+    #: TLS to the cluster. Only a local stand-in without TLS needs false.
+    ssl: bool = True
+    #: ARN of the IAM role Redshift assumes to COPY from the staging prefix.
+    iam_role: str = ""
+    #: Seconds to wait for a connection.
+    timeout: int = 30
+
+
+@dataclass
 class WarehouseConfig:
     #: duckdb (the embedded default) or redshift.
     target: str = "duckdb"
     #: Schema holding the star tables; empty for the target's default (main on DuckDB, public on Redshift).
     schema: str = ""
     duckdb: DuckDBConfig = field(default_factory=DuckDBConfig)
+    redshift: RedshiftConfig = field(default_factory=RedshiftConfig)
 
     @property
     def schema_name(self) -> str:
@@ -90,17 +118,24 @@ class Config:
     staging: StagingConfig = field(default_factory=StagingConfig)
     rejects: RejectsConfig = field(default_factory=RejectsConfig)
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
+    aws: AwsConfig = field(default_factory=AwsConfig)
 
     def storage_options(self) -> dict[str, Any]:
-        """fsspec options for the sources (never credentials: those come from the AWS chain)."""
-        opts: dict[str, Any] = {}
+        """fsspec/s3fs options for S3 URLs (never credentials: those come from the AWS chain).
+
+        The connection pool is sized to the fetch concurrency: botocore's default of 10 connections
+        would otherwise cap the number of requests in flight, whatever the concurrency setting says.
+        """
+        opts: dict[str, Any] = {"config_kwargs": {"max_pool_connections": max(10, self.source.concurrency)}}
         client: dict[str, Any] = {}
-        if self.source.endpoint_url:
-            client["endpoint_url"] = self.source.endpoint_url
-        if self.source.region:
-            client["region_name"] = self.source.region
+        if self.aws.s3_endpoint_url:
+            client["endpoint_url"] = self.aws.s3_endpoint_url
+        if self.aws.region:
+            client["region_name"] = self.aws.region
         if client:
             opts["client_kwargs"] = client
+        if self.aws.profile:
+            opts["profile"] = self.aws.profile
         return opts
 
 
@@ -210,6 +245,19 @@ def _validate(cfg: Config) -> None:
     for section, key in (("source", "song_data"), ("source", "log_data")):
         if not getattr(getattr(cfg, section), key):
             raise ConfigError(f"{section}.{key}: must not be empty")
+    if cfg.warehouse.target == "duckdb" and is_url(cfg.staging.path):
+        raise ConfigError(f"staging.path: the duckdb target stages to a local folder, got {cfg.staging.path!r}")
+    if cfg.warehouse.target == "redshift":
+        rs = cfg.warehouse.redshift
+        if not cfg.staging.path.startswith("s3://"):
+            raise ConfigError(f"staging.path: Redshift COPYs from S3; set an s3:// prefix, got {cfg.staging.path!r}")
+        if not rs.iam_role:
+            raise ConfigError("warehouse.redshift.iam_role: required for COPY (the ARN of a role Redshift assumes)")
+        if not (rs.secret_id or rs.glue_connection or (rs.host and rs.user)):
+            raise ConfigError(
+                "warehouse.redshift: set secret_id, or glue_connection, or host and user (password from the "
+                "environment variable named by password_env)"
+            )
     if cfg.warehouse.schema:
         from .sql import validate_identifier
 

@@ -32,7 +32,9 @@ class SourceFile:
 
 
 def open_fs(url: str, storage_options: dict[str, Any] | None = None) -> tuple[AbstractFileSystem, str]:
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    """The filesystem for ``url``; storage options (S3 endpoint, pool size) apply to remote URLs only."""
+    remote = "://" in url and not url.startswith("file://")
+    fs, path = fsspec.core.url_to_fs(url, **((storage_options or {}) if remote else {}))
     return fs, path
 
 

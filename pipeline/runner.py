@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import memory
+from . import aws, memory
 from . import stage as staging
 from .config import Config, is_url
 from .discover import discover
@@ -148,6 +148,10 @@ def run(cfg: Config, run_id: str | None = None) -> Summary:
     run_id = run_id or new_run_id()
     dest = destination_for(cfg)
     summary = Summary(run_id=run_id, target=dest.describe())
+    session = None
+    if cfg.staging.path.startswith("s3://"):
+        aws.configure_wrangler(cfg)
+        session = aws.session(cfg)
     try:
         with _timed(summary, "prepare"):
             ensure_demo_data(cfg)
@@ -173,8 +177,9 @@ def run(cfg: Config, run_id: str | None = None) -> Summary:
         with _timed(summary, "transform"):
             star = build_star(song_x.frame, log_x.frame)
             del song_x, log_x
+        dest.preflight(star.frames())
         with _timed(summary, "stage"):
-            staged = staging.stage(star.frames(), cfg.staging.path, run_id, cfg.storage_options())
+            staged = staging.stage(star.frames(), cfg.staging.path, run_id, session)
             expected = len(star.songplays)
             del star
         with _timed(summary, "load"):
@@ -186,7 +191,7 @@ def run(cfg: Config, run_id: str | None = None) -> Summary:
         summary.rows_merged = result.rows_merged
         summary.rows_total = result.rows_total
         if not cfg.staging.keep:
-            staging.remove(staged, cfg.storage_options())
+            staging.remove(staged, session)
         summary.status = "succeeded"
         return summary
     except BaseException as exc:

@@ -16,6 +16,8 @@ from pipeline.discover import SourceFile
 from pipeline.extract import Extracted, extract
 from pipeline.sources import LOG_SOURCE, SONG_SOURCE, SourceSpec
 
+from .services import aws_env, redshift, s3  # noqa: F401  (fixtures)
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = Path(os.environ.get("SPARKIFY_SAMPLE", ROOT.parent / "shared" / "data" / "sparkify-sample"))
 

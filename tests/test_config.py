@@ -68,3 +68,13 @@ def test_every_key_has_an_environment_variable() -> None:
     keys = {k: env for k, env, _ in describe_keys()}
     assert keys["warehouse.duckdb.path"] == "SPARKIFY__WAREHOUSE__DUCKDB__PATH"
     assert "source.song_data" in keys
+
+
+def test_log_redaction_hides_secret_values() -> None:
+    import logging
+
+    from pipeline.logs import RedactSecrets
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "token=%s end", ("s3cr3t-value",), None)
+    RedactSecrets(["s3cr3t-value"]).filter(record)
+    assert record.getMessage() == "token=*** end"

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import pandas as pd
+
 from ..checks import CheckFailed, CheckResult, integrity_checks, reconciliation_check, run_checks
 from ..schema import TABLES, Table
 from ..sql import Dialect, quote, validate_identifier
@@ -81,6 +83,10 @@ class Destination(ABC):
 
     def describe(self) -> str:
         return self.dialect.name
+
+    def preflight(self, frames: dict[str, pd.DataFrame]) -> None:
+        """Refuse, before anything is staged, data this target cannot hold. Nothing to refuse by default."""
+        return None
 
     # ------------------------------------------------------------------ shared
 

@@ -1,0 +1,27 @@
+"""AWS sessions for awswrangler and boto3, built from config and the standard credential chain.
+
+Credentials are never read from config: boto3 finds them (environment, profile, instance role, SSO).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import boto3
+
+    from .config import Config
+
+
+def session(cfg: Config) -> boto3.Session:
+    import boto3
+
+    return boto3.Session(region_name=cfg.aws.region or None, profile_name=cfg.aws.profile or None)
+
+
+def configure_wrangler(cfg: Config) -> None:
+    """Point awswrangler at the configured S3 endpoint (an S3-compatible store, or a test server)."""
+    import awswrangler as wr
+
+    if cfg.aws.s3_endpoint_url:
+        wr.config.s3_endpoint_url = cfg.aws.s3_endpoint_url

@@ -1,0 +1,161 @@
+"""Redshift: staged Parquet on S3, COPY into temporary tables with awswrangler, merge, check, commit.
+
+The whole load is one transaction on one connection: awswrangler's ``copy_from_files`` is called with
+``commit_transaction=False`` into a temporary table per star table, and the merge SQL, the checks and the
+single COMMIT come from ``base.Destination`` like on every target.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..sql import REDSHIFT, quote
+from .base import Destination, Session, StagedTable
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+log = logging.getLogger(__name__)
+
+
+class RedshiftConnectError(RuntimeError):
+    pass
+
+
+class ValueTooLong(ValueError):
+    """A text value longer, in UTF-8 bytes, than its Redshift VARCHAR."""
+
+
+class _RedshiftSession:
+    def __init__(self, con: Any):
+        self.con = con
+        # redshift_connector opens a transaction before the first statement when autocommit is off.
+        con.autocommit = False
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        with self.con.cursor() as cur:
+            cur.execute(sql, tuple(params) or None)
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.con.cursor() as cur:
+            cur.execute(sql, tuple(params) or None)
+            return [tuple(r) for r in cur.fetchall()]
+
+    def begin(self) -> None:
+        self.con.rollback()  # start from a clean transaction; the next statement opens a new one
+
+    def commit(self) -> None:
+        self.con.commit()
+
+    def rollback(self) -> None:
+        try:
+            self.con.rollback()
+        except Exception as exc:  # a dropped connection: the server rolls back on its own
+            log.warning("rollback failed (%s); the server discards the open transaction", exc)
+
+
+class RedshiftDestination(Destination):
+    dialect = REDSHIFT
+
+    def __init__(self, config: Config):
+        super().__init__(config.warehouse.schema_name)
+        self.config = config
+        self.rs = config.warehouse.redshift
+
+    def describe(self) -> str:
+        if self.rs.secret_id:
+            return f"redshift:secret:{self.rs.secret_id}"
+        if self.rs.glue_connection:
+            return f"redshift:glue:{self.rs.glue_connection}"
+        return f"redshift:{self.rs.host}:{self.rs.port}/{self.rs.database}"
+
+    def _connect(self) -> Any:
+        import awswrangler as wr
+        import redshift_connector
+
+        from .. import aws
+
+        try:
+            if self.rs.secret_id or self.rs.glue_connection:
+                return wr.redshift.connect(
+                    connection=self.rs.glue_connection or None,
+                    secret_id=self.rs.secret_id or None,
+                    boto3_session=aws.session(self.config),
+                    ssl=self.rs.ssl,
+                    timeout=self.rs.timeout,
+                )
+            password = os.environ.get(self.rs.password_env)
+            if password is None:
+                raise RedshiftConnectError(
+                    f"warehouse.redshift.password_env: environment variable {self.rs.password_env} is not set"
+                )
+            return redshift_connector.connect(
+                host=self.rs.host,
+                port=self.rs.port,
+                database=self.rs.database,
+                user=self.rs.user,
+                password=password,
+                ssl=self.rs.ssl,
+                timeout=self.rs.timeout,
+            )
+        except RedshiftConnectError:
+            raise
+        except Exception as exc:
+            # The driver's message names host and user, never the password; keep only its text.
+            raise RedshiftConnectError(f"cannot connect to {self.describe()}: {exc}") from None
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        con = self._connect()
+        try:
+            yield _RedshiftSession(con)
+        finally:
+            try:
+                con.close()
+            except Exception as exc:
+                log.debug("closing the connection failed: %s", exc)
+
+    def preflight(self, frames: dict[str, pd.DataFrame]) -> None:
+        """VARCHAR lengths count bytes on Redshift: a longer value would fail the COPY mid-load."""
+        from ..schema import BY_NAME, Kind
+
+        for name, frame in frames.items():
+            for col in BY_NAME[name].columns:
+                if col.kind is not Kind.TEXT or not col.max_bytes or frame.empty:
+                    continue
+                values = pa.array(frame[col.name], pa.string())
+                longest = pc.max(pc.binary_length(values)).as_py()
+                if longest is not None and longest > col.max_bytes:
+                    raise ValueTooLong(
+                        f"{name}.{col.name}: a value of {int(longest)} bytes does not fit VARCHAR({col.max_bytes}); "
+                        "widen it in pipeline/schema.py (and ALTER the table)"
+                    )
+
+    def stage_into(self, session: Session, staged: StagedTable, temp_name: str) -> None:
+        import awswrangler as wr
+
+        from .. import aws
+
+        assert isinstance(session, _RedshiftSession)
+        target = self.dialect.qualified(self.schema, staged.table.name)
+        session.execute(f"DROP TABLE IF EXISTS {quote(temp_name)}")
+        session.execute(f"CREATE TEMPORARY TABLE {quote(temp_name)} (LIKE {target})")
+        for path in staged.files:
+            wr.redshift.copy_from_files(
+                path=path,
+                con=session.con,
+                table=temp_name,
+                schema=None,  # type: ignore[arg-type]  # a temporary table lives in no named schema
+                iam_role=self.rs.iam_role,
+                mode="append",
+                commit_transaction=False,
+                boto3_session=aws.session(self.config),
+            )

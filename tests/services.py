@@ -1,0 +1,121 @@
+"""Real services on loopback for the tests: an S3 API (moto's server) and the Redshift stand-in.
+
+Both are started once per test session on free ports of 127.0.0.1 and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .redshift_standin.proxy import StandIn
+
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing-secret-never-logged",
+    "AWS_SESSION_TOKEN": "testing-session-token",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+IAM_ROLE = "arn:aws:iam::123456789012:role/sparkify-copy"
+RS_PASSWORD = "stand-in-password-never-logged"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class S3Endpoint:
+    url: str
+    client: Any
+
+    def upload_tree(self, folder: Path, bucket: str, prefix: str) -> str:
+        """Upload every file under ``folder``; returns the s3:// URL of the prefix."""
+        self.ensure_bucket(bucket)
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                self.client.put_object(
+                    Bucket=bucket, Key=f"{prefix}/{p.relative_to(folder).as_posix()}", Body=p.read_bytes()
+                )
+        return f"s3://{bucket}/{prefix}"
+
+    def ensure_bucket(self, bucket: str) -> None:
+        existing = {b["Name"] for b in self.client.list_buckets().get("Buckets", [])}
+        if bucket not in existing:
+            self.client.create_bucket(Bucket=bucket)
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        out: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            out += [o["Key"] for o in page.get("Contents", [])]
+        return out
+
+
+@pytest.fixture(scope="session")
+def aws_env() -> Iterator[dict[str, str]]:
+    """Fake credentials in the environment, as the AWS credential chain would supply real ones."""
+    saved = {k: os.environ.get(k) for k in FAKE_AWS}
+    os.environ.update(FAKE_AWS)
+    yield dict(FAKE_AWS)
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def s3(aws_env: dict[str, str]) -> Iterator[S3Endpoint]:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
+    try:
+        yield S3Endpoint(url=url, client=client)
+    finally:
+        server.stop()
+
+
+@dataclass
+class Redshift:
+    port: int
+    proxy: StandIn
+
+    def connect(self) -> Any:
+        import redshift_connector
+
+        return redshift_connector.connect(
+            host="127.0.0.1", port=self.port, database="postgres", user="postgres", password=RS_PASSWORD, ssl=False
+        )
+
+
+@pytest.fixture(scope="session")
+def redshift(s3: S3Endpoint) -> Iterator[Redshift]:
+    import pgserver
+
+    data = tempfile.mkdtemp(prefix="sparkify-pg-")
+    server = pgserver.get_server(data, cleanup_mode="delete")
+    sockets = [f for f in os.listdir(data) if f.startswith(".s.PGSQL.") and not f.endswith(".lock")]
+    proxy = StandIn(pg_socket=os.path.join(data, sockets[0]), s3_client=s3.client)
+    port = proxy.start()
+    try:
+        yield Redshift(port=port, proxy=proxy)
+    finally:
+        proxy.stop()
+        server.cleanup()
