@@ -5,11 +5,14 @@ Both are started once per test session on free ports of 127.0.0.1 and stopped at
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,21 +78,46 @@ def aws_env() -> Iterator[dict[str, str]]:
             os.environ[k] = v
 
 
-@pytest.fixture(scope="session")
-def s3(aws_env: dict[str, str]) -> Iterator[S3Endpoint]:
-    import boto3
-    from moto.server import ThreadedMotoServer
+@contextmanager
+def moto_s3() -> Iterator[S3Endpoint]:
+    """moto's standalone S3 server in its own process on a free loopback port.
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    A separate process, not moto's in-process thread: the endpoint must not share the client's GIL,
+    or every concurrency measurement would measure the lock instead of the client.
+    """
+    import boto3
+
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
     try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto's S3 server did not start") from None
+                time.sleep(0.1)
+        client = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
         yield S3Endpoint(url=url, client=client)
     finally:
-        server.stop()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def s3(aws_env: dict[str, str]) -> Iterator[S3Endpoint]:
+    with moto_s3() as endpoint:
+        yield endpoint
 
 
 @dataclass

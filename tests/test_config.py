@@ -78,3 +78,27 @@ def test_log_redaction_hides_secret_values() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "token=%s end", ("s3cr3t-value",), None)
     RedactSecrets(["s3cr3t-value"]).filter(record)
     assert record.getMessage() == "token=*** end"
+
+
+def test_redshift_target_needs_s3_staging_an_iam_role_and_a_connection(tmp_path: Path) -> None:
+    base = "warehouse:\n  target: redshift\n  redshift:\n    host: h\n    user: u\n"
+    with pytest.raises(ConfigError, match=r"staging\.path: Redshift COPYs from S3"):
+        load_config(write(tmp_path, base + "    iam_role: arn\n"), environ={})
+    with pytest.raises(ConfigError, match=r"warehouse\.redshift\.iam_role"):
+        load_config(write(tmp_path, base + "staging:\n  path: s3://b/p\n"), environ={})
+    with pytest.raises(ConfigError, match=r"set secret_id, or glue_connection, or host and user"):
+        load_config(
+            write(
+                tmp_path, "warehouse:\n  target: redshift\n  redshift:\n    iam_role: arn\nstaging:\n  path: s3://b/p\n"
+            ),
+            environ={},
+        )
+    ok = load_config(write(tmp_path, base + "    iam_role: arn\nstaging:\n  path: s3://b/p\n"), environ={})
+    assert ok.warehouse.schema_name == "public" and ok.staging.path == "s3://b/p"
+
+
+def test_readme_documents_every_key() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for key, _, _ in describe_keys():
+        leaf = key.rsplit(".", 1)[-1]
+        assert f"`{key}`" in readme or f".{leaf}`" in readme, f"{key} is not in README.md's configuration table"
