@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from datetime import date
 from pathlib import Path
 
 from . import logs
@@ -12,6 +14,7 @@ from .checks import CheckFailed
 from .config import Config, ConfigError, describe_keys, load_config
 from .discover import SourceError
 from .extract import FetchError
+from .lock import AlreadyRunning
 from .runner import TooManyRejects
 
 EXIT_OK = 0
@@ -20,6 +23,7 @@ EXIT_CONFIG = 2
 EXIT_CHECKS = 3
 EXIT_REJECTS = 4
 EXIT_SOURCE = 5
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock; try again later
 
 log = logging.getLogger("pipeline")
 
@@ -33,12 +37,22 @@ def _config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import run
+    from .runner import RunOptions, run
 
     cfg = _config(args)
+    if args.since and args.until and args.since > args.until:
+        raise ConfigError(f"--since {args.since} is after --until {args.until}")
+    options = RunOptions(full_refresh=args.full_refresh, since=args.since, until=args.until)
     try:
-        summary = run(cfg)
+        summary = run(cfg, options)
     except BaseException as exc:
         s = getattr(exc, "summary", None)
         if s is not None:
@@ -100,6 +114,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .runner import history
+
+    rows = history(_config(args), args.limit)
+    if args.json:
+        print(json.dumps(rows, default=str, indent=2))
+        return EXIT_OK
+    for r in rows:
+        ended = r["ended_at"] or "-"
+        print(
+            f"{r['run_id']:28} {r['status']:10} {r['started_at']!s:26} -> {ended!s:26} "
+            f"files {r['files_read'] or 0:>7} records {r['records_read'] or 0:>9} "
+            f"rejected {r['records_rejected'] or 0:>6}  {r['error'] or ''}"[:400]
+        )
+    return EXIT_OK
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     cfg = _config(args)
     for key, env, default in describe_keys():
@@ -130,7 +161,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Discover, extract, transform, stage and load; then check, in one transaction.",
     )
     r.add_argument("--json", action="store_true", help="print the run summary as JSON (for log shippers)")
+    r.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="reload every file, not only new or changed ones; rebuilds the star tables in one transaction",
+    )
+    r.add_argument("--since", type=_date, metavar="YYYY-MM-DD", help="only log files dated on or after this day")
+    r.add_argument("--until", type=_date, metavar="YYYY-MM-DD", help="only log files dated on or before this day")
     r.set_defaults(func=cmd_run)
+
+    h = sub.add_parser(
+        "runs",
+        parents=[common],
+        help="show the run history",
+        description="The latest runs recorded in the warehouse, newest first.",
+    )
+    h.add_argument("--limit", type=int, default=20)
+    h.add_argument("--json", action="store_true")
+    h.set_defaults(func=cmd_runs)
 
     c = sub.add_parser(
         "create-schema",
@@ -192,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     except CheckFailed as exc:
         log.error("%s\nThe load was rolled back: the warehouse is as it was before this run.", exc)
         return EXIT_CHECKS
+    except AlreadyRunning as exc:
+        log.error("not started: %s", exc)
+        return EXIT_LOCKED
     except TooManyRejects as exc:
         log.error("%s", exc)
         return EXIT_REJECTS

@@ -62,6 +62,16 @@ class RejectsConfig:
 
 
 @dataclass
+class RunConfig:
+    #: Lock file held for the whole run: a second invocation exits at once (code 75) while it is held.
+    lock_path: str = "build/sparkify.lock"
+    #: Attempts for each step that can meet a transient fault (S3 throttling, a dropped connection).
+    attempts: int = 4
+    #: First backoff delay in seconds; doubles each attempt, capped at 30 s.
+    retry_base_seconds: float = 1.0
+
+
+@dataclass
 class DuckDBConfig:
     path: str = "build/sparkify.duckdb"
 
@@ -117,6 +127,7 @@ class Config:
     demo: DemoConfig = field(default_factory=DemoConfig)
     staging: StagingConfig = field(default_factory=StagingConfig)
     rejects: RejectsConfig = field(default_factory=RejectsConfig)
+    run: RunConfig = field(default_factory=RunConfig)
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     aws: AwsConfig = field(default_factory=AwsConfig)
 
@@ -126,7 +137,13 @@ class Config:
         The connection pool is sized to the fetch concurrency: botocore's default of 10 connections
         would otherwise cap the number of requests in flight, whatever the concurrency setting says.
         """
-        opts: dict[str, Any] = {"config_kwargs": {"max_pool_connections": max(10, self.source.concurrency)}}
+        opts: dict[str, Any] = {
+            "config_kwargs": {
+                "max_pool_connections": max(10, self.source.concurrency),
+                # botocore retries throttling and 5xx with backoff before s3fs or the pipeline sees them.
+                "retries": {"max_attempts": 8, "mode": "standard"},
+            }
+        }
         client: dict[str, Any] = {}
         if self.aws.s3_endpoint_url:
             client["endpoint_url"] = self.aws.s3_endpoint_url
@@ -146,6 +163,7 @@ _PATH_KEYS = (
     ("source", "log_data"),
     ("staging", "path"),
     ("rejects", "path"),
+    ("run", "lock_path"),
     ("warehouse", "duckdb", "path"),
 )
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -237,6 +255,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"warehouse.target: {cfg.warehouse.target!r} is not one of {', '.join(TARGETS)}")
     if cfg.source.concurrency < 1:
         raise ConfigError(f"source.concurrency: must be at least 1, got {cfg.source.concurrency}")
+    if cfg.run.attempts < 1:
+        raise ConfigError(f"run.attempts: must be at least 1, got {cfg.run.attempts}")
     if not 0.0 <= cfg.rejects.max_fraction <= 1.0:
         raise ConfigError(f"rejects.max_fraction: must be between 0 and 1, got {cfg.rejects.max_fraction}")
     for key in ("songs", "events"):

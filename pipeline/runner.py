@@ -1,7 +1,8 @@
 """One pipeline run: discover -> extract -> transform -> stage -> load (with checks), timed per stage.
 
 This is the only module that sequences the stages; each stage is a plain function elsewhere, so a
-notebook can call any of them alone.
+notebook can call any of them alone. A run is incremental by default: the ledger in the warehouse says
+which files were loaded, and only new or changed ones are read.
 """
 
 from __future__ import annotations
@@ -9,39 +10,59 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from . import aws, memory
+import pandas as pd
+
+from . import aws, faults, memory
 from . import stage as staging
 from .config import Config, is_url
-from .discover import discover
+from .discover import SourceFile, discover
 from .extract import Extracted, Reject, extract
 from .generate import generate, is_empty
 from .load import destination_for
-from .sources import LOG_SOURCE, SONG_SOURCE
+from .load.base import Destination
+from .lock import single_flight
+from .retry import with_retries
+from .sources import LOG_SOURCE, SONG_SOURCE, SourceSpec
 from .transform import build_star
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_DATE_IN_PATH = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
 
 class TooManyRejects(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    full_refresh: bool = False
+    # Inclusive window on the date in each log file's name (YYYY-MM-DD), for backfills.
+    since: date | None = None
+    until: date | None = None
+
+
 @dataclass
 class Summary:
     run_id: str
     target: str
+    mode: str = "incremental"
     status: str = "running"
     files_read: dict[str, int] = field(default_factory=dict)
+    files_skipped: dict[str, int] = field(default_factory=dict)
     bytes_read: int = 0
     records_read: dict[str, int] = field(default_factory=dict)
     records_rejected: dict[str, int] = field(default_factory=dict)
@@ -57,18 +78,20 @@ class Summary:
 
     def to_text(self) -> str:
         total = sum(self.seconds.values())
-        lines = [f"run {self.run_id} -> {self.target}: {self.status}"]
+        lines = [f"run {self.run_id} -> {self.target} ({self.mode}): {self.status}"]
         for src in self.files_read:
             lines.append(
                 f"  {src:10} {self.files_read[src]:>9,} files  {self.records_read.get(src, 0):>11,} records"
                 f"  {self.records_rejected.get(src, 0):>7,} rejected"
+                f"  ({self.files_skipped.get(src, 0):,} files already loaded, skipped)"
             )
         if self.rejects_file:
             lines.append(f"  rejected records kept in {self.rejects_file}")
         if self.rows_merged:
             lines.append("  rows written (staged and merged) / rows in table after the run:")
             for t, n in self.rows_merged.items():
-                lines.append(f"    {t:10} {n:>11,} / {self.rows_total.get(t, 0):>11,}")
+                if not t.startswith("_"):
+                    lines.append(f"    {t:10} {n:>11,} / {self.rows_total.get(t, 0):>11,}")
         lines.append(
             "  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.seconds.items()) + f"; total {total:.2f}"
         )
@@ -83,6 +106,10 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 @contextmanager
 def _timed(summary: Summary, stage: str) -> Iterator[None]:
     start = time.perf_counter()
@@ -94,10 +121,7 @@ def _timed(summary: Summary, stage: str) -> Iterator[None]:
         summary.seconds[stage] = round(time.perf_counter() - start, 3)
         summary.peak_memory_mb[stage] = round(memory.peak_mb(), 1)
         log.info(
-            "%s done in %.2f s (peak memory %.0f MB)",
-            stage,
-            summary.seconds[stage],
-            summary.peak_memory_mb[stage],
+            "%s done in %.2f s (peak memory %.0f MB)", stage, summary.seconds[stage], summary.peak_memory_mb[stage]
         )
 
 
@@ -109,9 +133,7 @@ def ensure_demo_data(cfg: Config) -> bool:
     if not (is_empty(songs) and is_empty(logs)):
         return False
     log.info(
-        "source folders are empty: generating the demo dataset (%d songs, %d events)",
-        cfg.demo.songs,
-        cfg.demo.events,
+        "source folders are empty: generating the demo dataset (%d songs, %d events)", cfg.demo.songs, cfg.demo.events
     )
     generate(songs, logs, songs=cfg.demo.songs, events=cfg.demo.events, seed=cfg.demo.seed)
     return True
@@ -121,81 +143,182 @@ def write_rejects(rejects: list[Reject], root: str, run_id: str) -> str | None:
     """Keep every rejected record, with where it came from and why, as JSON lines."""
     if not rejects:
         return None
+    body = "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rejects).encode()
     if is_url(root):
         import fsspec
 
         path = f"{root.rstrip('/')}/{run_id}.jsonl"
         with fsspec.open(path, "wb") as fh:
-            for r in rejects:
-                fh.write((json.dumps(asdict(r), ensure_ascii=False) + "\n").encode())
+            fh.write(body)
         return path
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, f"{run_id}.jsonl")
-    with open(path, "w", encoding="utf-8") as fh:
-        for r in rejects:
-            fh.write(json.dumps(asdict(r), ensure_ascii=False) + "\n")
+    with open(path, "wb") as fh:
+        fh.write(body)
     return path
 
 
-def _extract_source(cfg: Config, url: str, spec: Any) -> Extracted:
-    fs, files = discover(url, cfg.storage_options())
-    log.info("%s: %d files under %s", spec.name, len(files), url)
-    return extract(spec, fs, files, concurrency=cfg.source.concurrency)
-
-
-def run(cfg: Config, run_id: str | None = None) -> Summary:
-    """Run the whole pipeline once. Raises on failure, with ``summary`` attached to the exception."""
-    run_id = run_id or new_run_id()
-    dest = destination_for(cfg)
-    summary = Summary(run_id=run_id, target=dest.describe())
-    session = None
-    if cfg.staging.path.startswith("s3://"):
-        aws.configure_wrangler(cfg)
-        session = aws.session(cfg)
+def file_date(path: str) -> date | None:
+    m = _DATE_IN_PATH.search(path.rsplit("/", 1)[-1])
+    if not m:
+        return None
     try:
-        with _timed(summary, "prepare"):
+        return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
+
+
+def select_files(
+    files: list[SourceFile], ledger: dict[str, tuple[int, str]], options: RunOptions, windowed: bool
+) -> tuple[list[SourceFile], int]:
+    """The files this run reads: new or changed since the ledger (all on a full refresh), in the window."""
+    chosen: list[SourceFile] = []
+    skipped = 0
+    for f in files:
+        if windowed and (options.since or options.until):
+            d = file_date(f.path)
+            if d is None or (options.since and d < options.since) or (options.until and d > options.until):
+                continue
+        if not options.full_refresh and ledger.get(f.url) == (f.size, f.version):
+            skipped += 1
+            continue
+        chosen.append(f)
+    return chosen, skipped
+
+
+def ledger_frame(extracted: list[Extracted], run_id: str, now: datetime) -> pd.DataFrame:
+    rows = [
+        {"url": f.url, "source": x.spec.name, "size": f.size, "version": f.version, "run_id": run_id, "loaded_at": now}
+        for x in extracted
+        for f in x.files
+    ]
+    return pd.DataFrame(rows, columns=["url", "source", "size", "version", "run_id", "loaded_at"])
+
+
+class _Run:
+    """The state of one run, so each stage is a short method."""
+
+    def __init__(self, cfg: Config, options: RunOptions, run_id: str):
+        self.cfg = cfg
+        self.options = options
+        self.run_id = run_id
+        self.dest: Destination = destination_for(cfg)
+        self.summary = Summary(
+            run_id=run_id, target=self.dest.describe(), mode="full refresh" if options.full_refresh else "incremental"
+        )
+        self.session = None
+        if cfg.staging.path.startswith("s3://"):
+            aws.configure_wrangler(cfg)
+            self.session = aws.session(cfg)
+
+    def retry(self, step: str, fn: Callable[[], T]) -> T:
+        return with_retries(step, fn, attempts=self.cfg.run.attempts, base_delay=self.cfg.run.retry_base_seconds)
+
+    def extract_source(self, url: str, spec: SourceSpec, ledger: dict[str, tuple[int, str]]) -> Extracted:
+        fs, files = self.retry(f"listing {url}", lambda: discover(url, self.cfg.storage_options()))
+        chosen, skipped = select_files(files, ledger, self.options, windowed=spec is LOG_SOURCE)
+        self.summary.files_skipped[spec.name] = skipped
+        log.info(
+            "%s: %d files under %s, %d to read, %d already loaded", spec.name, len(files), url, len(chosen), skipped
+        )
+        return self.retry(
+            f"reading {spec.name}", lambda: extract(spec, fs, chosen, concurrency=self.cfg.source.concurrency)
+        )
+
+    def execute(self) -> Summary:
+        cfg, s = self.cfg, self.summary
+        with _timed(s, "prepare"):
             ensure_demo_data(cfg)
-        with _timed(summary, "extract"), ThreadPoolExecutor(max_workers=2) as pool:
+            ledger = {} if self.options.full_refresh else self.retry("reading the ledger", self.dest.loaded_files)
+        with _timed(s, "extract"), ThreadPoolExecutor(max_workers=2) as pool:
             # Songs and logs are independent: fetching one overlaps parsing the other.
-            songs_f = pool.submit(_extract_source, cfg, cfg.source.song_data, SONG_SOURCE)
-            logs_f = pool.submit(_extract_source, cfg, cfg.source.log_data, LOG_SOURCE)
+            songs_f = pool.submit(self.extract_source, cfg.source.song_data, SONG_SOURCE, ledger)
+            logs_f = pool.submit(self.extract_source, cfg.source.log_data, LOG_SOURCE, ledger)
             song_x, log_x = songs_f.result(), logs_f.result()
         for x in (song_x, log_x):
-            summary.files_read[x.spec.name] = len(x.files)
-            summary.records_read[x.spec.name] = x.records
-            summary.records_rejected[x.spec.name] = len(x.rejects)
-            summary.bytes_read += x.bytes_read
+            s.files_read[x.spec.name] = len(x.files)
+            s.records_read[x.spec.name] = x.records
+            s.records_rejected[x.spec.name] = len(x.rejects)
+            s.bytes_read += x.bytes_read
         rejects = song_x.rejects + log_x.rejects
-        summary.rejects_file = write_rejects(rejects, cfg.rejects.path, run_id)
+        s.rejects_file = write_rejects(rejects, cfg.rejects.path, self.run_id)
         read = song_x.records + log_x.records
         if read and len(rejects) / read > cfg.rejects.max_fraction:
             raise TooManyRejects(
                 f"{len(rejects)} of {read} records rejected ({len(rejects) / read:.2%}), over "
-                f"rejects.max_fraction {cfg.rejects.max_fraction:.2%}; nothing was loaded. "
-                f"See {summary.rejects_file}"
+                f"rejects.max_fraction {cfg.rejects.max_fraction:.2%}; nothing was loaded. See {s.rejects_file}"
             )
-        with _timed(summary, "transform"):
-            star = build_star(song_x.frame, log_x.frame)
-            del song_x, log_x
-        dest.preflight(star.frames())
-        with _timed(summary, "stage"):
-            staged = staging.stage(star.frames(), cfg.staging.path, run_id, session)
+        faults.checkpoint("extracted")
+        with _timed(s, "transform"):
+            stored = None if self.options.full_refresh else self.retry("reading songs", self.dest.stored_song_lookup)
+            star = build_star(song_x.frame, log_x.frame, stored)
+            frames = star.frames()
+            frames["_sparkify_loaded_files"] = ledger_frame([song_x, log_x], self.run_id, utcnow())
             expected = len(star.songplays)
-            del star
-        with _timed(summary, "load"):
+            del song_x, log_x, star
+        self.dest.preflight(frames)
+        with _timed(s, "stage"):
+            staged = self.retry("staging", partial(staging.stage, frames, cfg.staging.path, self.run_id, self.session))
+            del frames
+        faults.checkpoint("staged")
+        with _timed(s, "load"):
             try:
-                result = dest.load(staged, expected_songplays=expected)
+                result = self.retry(
+                    "loading",
+                    lambda: self.dest.load(staged, expected_songplays=expected, full_refresh=self.options.full_refresh),
+                )
             except BaseException as exc:
-                exc.add_note(f"staged files kept for inspection in {staged.location}")
+                exc.add_note(f"staged files kept for inspection in {staged.location}/")
                 raise
-        summary.rows_merged = result.rows_merged
-        summary.rows_total = result.rows_total
+        s.rows_merged = result.rows_merged
+        s.rows_total = result.rows_total
         if not cfg.staging.keep:
-            staging.remove(staged, session)
-        summary.status = "succeeded"
+            staging.remove(staged, self.session)
+        s.status = "succeeded"
+        return s
+
+
+def run(cfg: Config, options: RunOptions | None = None, run_id: str | None = None) -> Summary:
+    """Run the pipeline once, holding the run lock. Raises on failure, with ``summary`` attached."""
+    options = options or RunOptions()
+    run_id = run_id or new_run_id()
+    with single_flight(cfg.run.lock_path, run_id):
+        r = _Run(cfg, options, run_id)
+        started = utcnow()
+        try:
+            r.retry("creating the schema", r.dest.ensure_schema)
+            abandoned = r.retry("recording the run", lambda: r.dest.start_run(run_id, started))
+            if abandoned:
+                log.warning(
+                    "%d earlier run(s) had been killed mid-way; marked abandoned (their loads rolled back)", abandoned
+                )
+            summary = r.execute()
+        except BaseException as exc:
+            r.summary.status = "failed"
+            r.summary.error = f"{type(exc).__name__}: {exc}"
+            _record_end(r, started)
+            exc.summary = r.summary  # type: ignore[attr-defined]
+            raise
+        _record_end(r, started)
         return summary
-    except BaseException as exc:
-        summary.status = "failed"
-        summary.error = f"{type(exc).__name__}: {exc}"
-        exc.summary = summary  # type: ignore[attr-defined]
-        raise
+
+
+def _record_end(r: _Run, started: datetime) -> None:
+    s = r.summary
+    try:
+        r.dest.end_run(
+            r.run_id,
+            s.status,
+            utcnow(),
+            sum(s.files_read.values()),
+            sum(s.records_read.values()),
+            sum(s.records_rejected.values()),
+            s.rows_merged,
+            s.error,
+        )
+    except Exception as exc:  # the warehouse may be what failed; the summary still reaches the log
+        log.warning("could not record the end of run %s in the run history: %s", r.run_id, exc)
+
+
+def history(cfg: Config, limit: int = 20) -> list[dict[str, Any]]:
+    return destination_for(cfg).run_history(limit)

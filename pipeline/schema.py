@@ -199,4 +199,44 @@ SONGPLAYS = Table(
 
 # Dimensions first: the order in which tables are created, loaded and checked.
 TABLES: tuple[Table, ...] = (USERS, ARTISTS, SONGS, TIME, SONGPLAYS)
-BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
+
+# Bookkeeping beside the star, not part of the analysts' contract.
+LOADED_FILES = Table(
+    name="_sparkify_loaded_files",
+    doc="The ledger: every source file loaded, so a run reads only new or changed files. Written in the "
+    "same transaction as the data, so the two never disagree.",
+    columns=(
+        _text("url", 2048, nullable=False),
+        _text("source", 16, nullable=False, doc="song_data or log_data"),
+        Column("size", Kind.BIGINT, nullable=False),
+        _text("version", 256, nullable=False, doc="ETag on S3, modification time (ns) on local disks."),
+        _text("run_id", 64, nullable=False),
+        Column("loaded_at", Kind.TIMESTAMP, nullable=False),
+    ),
+    primary_key=("url",),
+    dist_style="ALL",
+    sort_key=("url",),
+)
+
+RUNS = Table(
+    name="_sparkify_runs",
+    doc="Run history: one row per run, written at its start and updated at its end.",
+    columns=(
+        _text("run_id", 64, nullable=False),
+        Column("started_at", Kind.TIMESTAMP, nullable=False),
+        Column("ended_at", Kind.TIMESTAMP),
+        _text("status", 16, nullable=False, doc="running, succeeded, failed, or abandoned (killed)."),
+        Column("files_read", Kind.BIGINT),
+        Column("records_read", Kind.BIGINT),
+        Column("records_rejected", Kind.BIGINT),
+        _text("rows_merged", 1024, doc="Rows written per table, as JSON."),
+        _text("error", 4096),
+    ),
+    primary_key=("run_id",),
+    dist_style="ALL",
+    sort_key=("started_at",),
+)
+
+BOOKKEEPING: tuple[Table, ...] = (LOADED_FILES, RUNS)
+ALL_TABLES: tuple[Table, ...] = TABLES + BOOKKEEPING
+BY_NAME: dict[str, Table] = {t.name: t for t in ALL_TABLES}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .schema import TABLES, Column, Kind, Table
+from .schema import ALL_TABLES, Column, Kind, Table
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -35,6 +35,8 @@ class Dialect:
     # which a merge must do, so there they are left to the pipeline's own checks.
     declare_foreign_keys: bool
     physical_design: bool
+    # DB-API parameter marker.
+    param: str
 
     def type_name(self, col: Column) -> str:
         if col.kind is Kind.TEXT:
@@ -54,7 +56,7 @@ class Dialect:
         return f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}"
 
     def drop_schema_tables(self, schema: str) -> list[str]:
-        return [f"DROP TABLE IF EXISTS {self.qualified(schema, t.name)}" for t in reversed(TABLES)]
+        return [f"DROP TABLE IF EXISTS {self.qualified(schema, t.name)}" for t in reversed(ALL_TABLES)]
 
     def create_table(self, schema: str, table: Table) -> str:
         lines = [f"    {quote(c.name)} {self.type_name(c)}{'' if c.nullable else ' NOT NULL'}" for c in table.columns]
@@ -97,6 +99,14 @@ class Dialect:
             f"WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {exists})",
         ]
 
+    def song_lookup(self, schema: str) -> str:
+        """The stored catalogue in the shape ``transform.song_lookup`` returns, for incremental runs."""
+        songs, artists = self.qualified(schema, "songs"), self.qualified(schema, "artists")
+        return (
+            f'SELECT s."title" AS song, a."name" AS artist, s."duration" AS length, s."song_id", s."artist_id" '
+            f'FROM {songs} s JOIN {artists} a ON a."artist_id" = s."artist_id"'
+        )
 
-DUCKDB = Dialect(name="duckdb", sized_text=False, declare_foreign_keys=False, physical_design=False)
-REDSHIFT = Dialect(name="redshift", sized_text=True, declare_foreign_keys=True, physical_design=True)
+
+DUCKDB = Dialect(name="duckdb", sized_text=False, declare_foreign_keys=False, physical_design=False, param="?")
+REDSHIFT = Dialect(name="redshift", sized_text=True, declare_foreign_keys=True, physical_design=True, param="%s")

@@ -195,9 +195,34 @@ class Star:
         }
 
 
-def build_star(song_records: pd.DataFrame, events: pd.DataFrame) -> Star:
-    """All five tables from the two source frames."""
-    fact = songplays(events, song_lookup(song_records))
+def combine_lookups(*lookups: pd.DataFrame) -> pd.DataFrame:
+    """One lookup from several (this run's songs, the warehouse's catalogue), with the same tie rule."""
+    frames = [lk for lk in lookups if len(lk)]
+    if not frames:
+        return lookups[0]
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    df = df.astype(
+        {
+            "song": "string[pyarrow]",
+            "artist": "string[pyarrow]",
+            "length": "float64",
+            "song_id": "string[pyarrow]",
+            "artist_id": "string[pyarrow]",
+        }
+    )
+    return df.sort_values("song_id", kind="stable").drop_duplicates(["song", "artist", "length"])
+
+
+def build_star(song_records: pd.DataFrame, events: pd.DataFrame, stored_lookup: pd.DataFrame | None = None) -> Star:
+    """All five tables from the two source frames.
+
+    ``stored_lookup`` is the catalogue already in the warehouse: an incremental run reads only new song
+    files, but its plays must still match songs loaded on earlier nights.
+    """
+    lookup = song_lookup(song_records)
+    if stored_lookup is not None:
+        lookup = combine_lookups(lookup, stored_lookup)
+    fact = songplays(events, lookup)
     return Star(
         users=users(events),
         songs=songs(song_records),

@@ -6,17 +6,20 @@ table; the SQL around that comes from ``sql.py`` and ``checks.py`` for every tar
 
 from __future__ import annotations
 
+import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import pandas as pd
 
+from .. import faults
 from ..checks import CheckFailed, CheckResult, integrity_checks, reconciliation_check, run_checks
-from ..schema import TABLES, Table
+from ..schema import ALL_TABLES, LOADED_FILES, RUNS, TABLES, Table
 from ..sql import Dialect, quote, validate_identifier
 
 log = logging.getLogger(__name__)
@@ -91,7 +94,9 @@ class Destination(ABC):
     # ------------------------------------------------------------------ shared
 
     def _ddl(self) -> list[str]:
-        return [self.dialect.create_schema(self.schema)] + [self.dialect.create_table(self.schema, t) for t in TABLES]
+        return [self.dialect.create_schema(self.schema)] + [
+            self.dialect.create_table(self.schema, t) for t in ALL_TABLES
+        ]
 
     def create_schema(self) -> None:
         with self.session() as s:
@@ -114,15 +119,24 @@ class Destination(ABC):
             for t in TABLES
         }
 
-    def load(self, staged: Staged, expected_songplays: int) -> LoadResult:
-        """Merge all five staged tables and check them in one transaction: all land, or none."""
+    def load(self, staged: Staged, expected_songplays: int, full_refresh: bool = False) -> LoadResult:
+        """Merge the five staged star tables and the ledger, and check them, in one transaction.
+
+        All land, or none: a failure anywhere (a staged file, a check, a dropped connection, the process
+        killed) leaves the star tables and the ledger as they were. With ``full_refresh`` the star tables
+        and the ledger are emptied first, inside the same transaction, so the result equals a clean build.
+        """
         result = LoadResult()
         with self.session() as s:
             s.begin()
             try:
                 for stmt in self._ddl():
                     s.execute(stmt)
-                for table in TABLES:
+                if full_refresh:
+                    for table in (*reversed(TABLES), LOADED_FILES):
+                        s.execute(f"DELETE FROM {self.dialect.qualified(self.schema, table.name)}")
+                loaded = [t for t in (*TABLES, LOADED_FILES) if t.name in staged.tables]
+                for table in loaded:
                     st = staged.tables[table.name]
                     temp = staging_table(table)
                     self.stage_into(s, st, temp)
@@ -130,6 +144,7 @@ class Destination(ABC):
                         s.execute(stmt)
                     result.rows_merged[table.name] = st.rows
                     log.debug("merged %s: %d staged rows", table.name, st.rows)
+                    faults.checkpoint(f"merged-{table.name}")
                 checks = integrity_checks(self.dialect, self.schema)
                 checks.append(
                     reconciliation_check(self.dialect, self.schema, staging_table(TABLES[-1]), expected_songplays)
@@ -139,13 +154,98 @@ class Destination(ABC):
                 if failures:
                     raise CheckFailed(failures)
                 result.rows_total = self.counts(s)
-                for table in TABLES:
+                for table in loaded:
                     s.execute(f"DROP TABLE IF EXISTS {quote(staging_table(table))}")
+                faults.checkpoint("before-commit")
                 s.commit()
             except BaseException:
                 s.rollback()
                 raise
+        faults.checkpoint("after-commit")
         return result
+
+    # ------------------------------------------------------------------ ledger and run history
+
+    def _select(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.session() as s:
+            return s.fetchall(sql, params)
+
+    def ensure_schema(self) -> None:
+        self.create_schema()
+
+    def loaded_files(self) -> dict[str, tuple[int, str]]:
+        """url -> (size, version) of every file loaded so far."""
+        t = self.dialect.qualified(self.schema, LOADED_FILES.name)
+        return {
+            url: (int(size), str(version))
+            for url, size, version in self._select(f'SELECT "url", "size", "version" FROM {t}')
+        }
+
+    def stored_song_lookup(self) -> pd.DataFrame:
+        rows = self._select(self.dialect.song_lookup(self.schema))
+        frame = pd.DataFrame(rows, columns=["song", "artist", "length", "song_id", "artist_id"])
+        frame["length"] = frame["length"].astype("float64")
+        return frame
+
+    def _runs(self) -> str:
+        return self.dialect.qualified(self.schema, RUNS.name)
+
+    def start_run(self, run_id: str, started_at: datetime) -> int:
+        """Mark runs left 'running' by a killed process as abandoned, then record this one.
+
+        Only called while holding the run lock, so no other run can be in progress.
+        """
+        p = self.dialect.param
+        with self.session() as s:
+            s.begin()
+            rows = s.fetchall(f"SELECT COUNT(*) FROM {self._runs()} WHERE \"status\" = 'running'")
+            abandoned = int(rows[0][0])
+            s.execute(f"UPDATE {self._runs()} SET \"status\" = 'abandoned' WHERE \"status\" = 'running'")
+            s.execute(
+                f'INSERT INTO {self._runs()} ("run_id", "started_at", "status") VALUES ({p}, {p}, {p})',
+                (run_id, started_at, "running"),
+            )
+            s.commit()
+        return abandoned
+
+    def end_run(
+        self,
+        run_id: str,
+        status: str,
+        ended_at: datetime,
+        files: int,
+        records: int,
+        rejected: int,
+        rows_merged: dict[str, int],
+        error: str | None,
+    ) -> None:
+        p = self.dialect.param
+        with self.session() as s:
+            s.begin()
+            s.execute(
+                f'UPDATE {self._runs()} SET "ended_at" = {p}, "status" = {p}, "files_read" = {p}, '
+                f'"records_read" = {p}, "records_rejected" = {p}, "rows_merged" = {p}, "error" = {p} '
+                f'WHERE "run_id" = {p}',
+                (
+                    ended_at,
+                    status,
+                    files,
+                    records,
+                    rejected,
+                    json.dumps(rows_merged),
+                    (error or "")[:4000] or None,
+                    run_id,
+                ),
+            )
+            s.commit()
+
+    def run_history(self, limit: int = 20) -> list[dict[str, Any]]:
+        cols = RUNS.column_names
+        rows = self._select(
+            f'SELECT {", ".join(quote(c) for c in cols)} FROM {self._runs()} ORDER BY "started_at" DESC '
+            f"LIMIT {int(limit)}"
+        )
+        return [dict(zip(cols, r, strict=True)) for r in rows]
 
     def check(self) -> list[CheckResult]:
         """The integrity checks alone, against what is committed."""

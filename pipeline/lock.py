@@ -1,0 +1,53 @@
+"""Single flight: one run at a time per lock file, and no lock outlives its process.
+
+An exclusive ``flock`` is held for the whole run. The kernel releases it when the process exits for any
+reason, SIGKILL included, so a killed run can never block the next one; the file's content (who holds it)
+is only there for the message the second invocation prints.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+@contextmanager
+def single_flight(path: str, run_id: str) -> Iterator[None]:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+            try:
+                info = json.loads(holder)
+                who = f"run {info['run_id']} (pid {info['pid']} on {info['host']}, started {info['started']})"
+            except (ValueError, KeyError):
+                who = "another run"
+            raise AlreadyRunning(f"{who} is still in progress; lock {path}") from None
+        me = {
+            "run_id": run_id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(me).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
