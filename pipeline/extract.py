@@ -128,6 +128,71 @@ def fetch(
     return out
 
 
+@dataclass(frozen=True)
+class Segment:
+    """Bytes of one file: the whole file, or a run of whole lines of a file too large for one batch."""
+
+    file: int  # index into the run's file list
+    first_line: int
+    data: bytes
+    whole: bool = True
+
+
+def _stream_file(fs: AbstractFileSystem, index: int, f: SourceFile, block: int) -> Iterator[Segment]:
+    """A file larger than a batch, as line-aligned chunks of about ``block`` bytes, read sequentially."""
+    local = isinstance(fs, LocalFileSystem)
+    try:
+        with open(f.path, "rb") if local else fs.open(f.path, "rb", block_size=min(block, 64 << 20)) as fh:
+            carry = b""
+            line = 1
+            while chunk := fh.read(block):
+                data = carry + chunk
+                cut = data.rfind(b"\n")
+                if cut == -1 and len(data) < 4 * block:
+                    carry = data  # one very long line: keep reading until it ends
+                    continue
+                if cut == -1:
+                    cut = len(data)
+                body, carry = data[:cut], data[cut + 1 :]
+                yield Segment(index, line, body, whole=False)
+                line += body.count(b"\n") + 1
+            if carry:
+                yield Segment(index, line, carry, whole=False)
+    except OSError as exc:
+        raise FetchError(f"cannot read {f.url}: {exc}") from exc
+
+
+def read_batches(
+    fs: AbstractFileSystem, files: Sequence[SourceFile], batch_bytes: int, concurrency: int = 64
+) -> Iterator[list[Segment]]:
+    """The files' bytes in batches of about ``batch_bytes``, so memory depends on the batch, not the input.
+
+    Small files are grouped and fetched concurrently; a file larger than a batch is streamed in
+    line-aligned chunks. Files keep their order.
+    """
+    group: list[int] = []
+    size = 0
+
+    def flush() -> list[Segment]:
+        datas = fetch(fs, [files[i] for i in group], concurrency)
+        return [Segment(i, 1, d) for i, d in zip(group, datas, strict=True)]
+
+    for i, f in enumerate(files):
+        if f.size > batch_bytes:
+            if group:
+                yield flush()
+                group, size = [], 0
+            yield from ([seg] for seg in _stream_file(fs, i, f, batch_bytes))
+            continue
+        if group and size + f.size > batch_bytes:
+            yield flush()
+            group, size = [], 0
+        group.append(i)
+        size += f.size
+    if group:
+        yield flush()
+
+
 # --------------------------------------------------------------------------------------------- parse
 
 
@@ -242,41 +307,44 @@ class _Parser:
         self.rejects.append(Reject(self.spec.name, self.names[piece.file], line, reason, _raw(raw)))
 
 
-def _pieces(datas: Sequence[bytes], parser: _Parser) -> Iterator[_Piece]:
-    for i, data in enumerate(datas):
-        stripped = data.strip()
-        if not stripped:
-            parser.rejects.append(Reject(parser.spec.name, parser.names[i], None, "empty file", ""))
-            continue
-        if stripped.startswith(b"["):
-            piece = _explode_array(i, data, parser)
-            if piece is not None:
-                yield piece
-            continue
+def _pieces(segments: Sequence[Segment], parser: _Parser) -> Iterator[_Piece]:
+    for seg in segments:
+        i, data = seg.file, seg.data
+        if seg.whole:
+            stripped = data.strip()
+            if not stripped:
+                parser.rejects.append(Reject(parser.spec.name, parser.names[i], None, "empty file", ""))
+                continue
+            if stripped.startswith(b"["):
+                piece = _explode_array(i, data, parser)
+                if piece is not None:
+                    yield piece
+                continue
         try:
             # pyarrow does not validate UTF-8 inside string values; a bad byte would surface much later.
             data.decode("utf-8")
         except UnicodeDecodeError:
-            yield from _valid_utf8_runs(i, data, parser)
+            yield from _valid_utf8_runs(seg, parser)
             continue
-        yield _Piece(i, 1, data, _count_lines(data))
+        yield _Piece(i, seg.first_line, data, _count_lines(data))
 
 
-def _valid_utf8_runs(i: int, data: bytes, parser: _Parser) -> Iterator[_Piece]:
-    """Reject the lines of a file that are not UTF-8; yield the runs of lines between them."""
-    lines = data.split(b"\n")
+def _valid_utf8_runs(seg: Segment, parser: _Parser) -> Iterator[_Piece]:
+    """Reject the lines of a segment that are not UTF-8; yield the runs of lines between them."""
+    lines = seg.data.split(b"\n")
     start = 0
+    first = seg.first_line
     for n, line in enumerate(lines):
         try:
             line.decode("utf-8")
             continue
         except UnicodeDecodeError as exc:
-            parser.rejects.append(Reject(parser.spec.name, parser.names[i], n + 1, _reason(exc), _raw(line)))
+            parser.rejects.append(Reject(parser.spec.name, parser.names[seg.file], first + n, _reason(exc), _raw(line)))
         if n > start:
-            yield _Piece(i, start + 1, b"\n".join(lines[start:n]), n - start)
+            yield _Piece(seg.file, first + start, b"\n".join(lines[start:n]), n - start)
         start = n + 1
     if len(lines) > start:
-        yield _Piece(i, start + 1, b"\n".join(lines[start:]), len(lines) - start)
+        yield _Piece(seg.file, first + start, b"\n".join(lines[start:]), len(lines) - start)
 
 
 def _explode_array(i: int, data: bytes, parser: _Parser) -> _Piece | None:
@@ -339,13 +407,31 @@ def extract(
     concurrency: int = 64,
     datas: Sequence[bytes] | None = None,
 ) -> Extracted:
-    """Fetch (unless ``datas`` is given) and parse ``files``; invalid records go to ``rejects``."""
+    """Fetch (unless ``datas`` is given) and parse ``files`` in one batch; invalid records go to ``rejects``."""
     files = list(files)
     if datas is None:
         datas = fetch(fs, files, concurrency)
+    return extract_segments(spec, files, [Segment(i, 1, d) for i, d in enumerate(datas)])
+
+
+def _raw_line(segments: Sequence[Segment], file: int, line: int, cache: dict[int, list[bytes]]) -> bytes:
+    for k, seg in enumerate(segments):
+        if seg.file != file or line < seg.first_line:
+            continue
+        if k not in cache:
+            cache[k] = seg.data.split(b"\n")
+        lines = cache[k]
+        if line - seg.first_line < len(lines):
+            return lines[line - seg.first_line]
+    return b""
+
+
+def extract_segments(spec: SourceSpec, files: Sequence[SourceFile], segments: Sequence[Segment]) -> Extracted:
+    """Parse one batch of segments of ``files``; ``_file`` in the frame indexes ``files``."""
+    files = list(files)
     names = [f.url for f in files]
     parser = _Parser(spec, names)
-    parser.parse(list(_pieces(datas, parser)))
+    parser.parse(list(_pieces(segments, parser)))
     if parser.tables:
         table = pa.concat_tables(parser.tables)
         file_ids = np.concatenate(parser.file_ids)
@@ -356,14 +442,10 @@ def extract(
         line_nos = np.zeros(0, np.int32)
     bad, reasons = _invalid_mask(table, spec)
     if bad.any():
-        rows = np.flatnonzero(bad)
-        split_cache: dict[int, list[bytes]] = {}
-        for row, reason in zip(rows, reasons, strict=True):
+        cache: dict[int, list[bytes]] = {}
+        for row, reason in zip(np.flatnonzero(bad), reasons, strict=True):
             f, line = int(file_ids[row]), int(line_nos[row])
-            if f not in split_cache:
-                split_cache[f] = datas[f].split(b"\n")
-            lines = split_cache[f]
-            raw = lines[line - 1] if 0 < line <= len(lines) else b""
+            raw = _raw_line(segments, f, line, cache)
             parser.rejects.append(Reject(spec.name, names[f], line, reason, _raw(raw)))
         keep = ~bad
         table = table.filter(pa.array(keep))
@@ -371,7 +453,7 @@ def extract(
     frame = _to_pandas(table)
     frame[FILE_COL] = file_ids
     frame[LINE_COL] = line_nos
-    bytes_read = sum(len(d) for d in datas)
+    bytes_read = sum(len(seg.data) for seg in segments)
     if parser.rejects:
         log.warning("%s: %d records rejected", spec.name, len(parser.rejects))
     return Extracted(spec=spec, files=files, frame=frame, rejects=parser.rejects, bytes_read=bytes_read)

@@ -10,15 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,19 +26,19 @@ import pandas as pd
 
 from . import aws, faults, memory
 from . import stage as staging
+from . import transform as T
 from .config import Config, is_url
 from .discover import SourceFile, discover
-from .extract import Extracted, Reject, extract
+from .extract import Extracted, Reject, extract, extract_segments, read_batches
 from .generate import generate, is_empty
 from .load import destination_for
 from .load.base import Destination
 from .lock import single_flight
 from .retry import with_retries
 from .sources import LOG_SOURCE, SONG_SOURCE, SourceSpec
-from .transform import build_star
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+R = TypeVar("R")
 
 _DATE_IN_PATH = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
@@ -118,11 +118,11 @@ def _timed(summary: Summary, stage: str) -> Iterator[None]:
     try:
         yield
     finally:
-        summary.seconds[stage] = round(time.perf_counter() - start, 3)
-        summary.peak_memory_mb[stage] = round(memory.peak_mb(), 1)
-        log.info(
-            "%s done in %.2f s (peak memory %.0f MB)", stage, summary.seconds[stage], summary.peak_memory_mb[stage]
-        )
+        # Stages repeat once per batch: seconds add up, the peak is the highest of any batch.
+        took = time.perf_counter() - start
+        summary.seconds[stage] = round(summary.seconds.get(stage, 0.0) + took, 3)
+        summary.peak_memory_mb[stage] = round(max(summary.peak_memory_mb.get(stage, 0.0), memory.peak_mb()), 1)
+        log.debug("%s: %.2f s (peak memory %.0f MB)", stage, took, summary.peak_memory_mb[stage])
 
 
 def ensure_demo_data(cfg: Config) -> bool:
@@ -139,21 +139,20 @@ def ensure_demo_data(cfg: Config) -> bool:
     return True
 
 
-def write_rejects(rejects: list[Reject], root: str, run_id: str) -> str | None:
-    """Keep every rejected record, with where it came from and why, as JSON lines."""
-    if not rejects:
-        return None
+def append_rejects(rejects: list[Reject], root: str, run_id: str) -> str:
+    """Keep every rejected record, with where it came from and why, as JSON lines (one file per run)."""
     body = "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rejects).encode()
     if is_url(root):
         import fsspec
 
-        path = f"{root.rstrip('/')}/{run_id}.jsonl"
+        # Object stores cannot append: each batch's rejects go to their own object under the run's prefix.
+        path = f"{root.rstrip('/')}/{run_id}/{secrets.token_hex(4)}.jsonl"
         with fsspec.open(path, "wb") as fh:
             fh.write(body)
-        return path
+        return f"{root.rstrip('/')}/{run_id}/"
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, f"{run_id}.jsonl")
-    with open(path, "wb") as fh:
+    with open(path, "ab") as fh:
         fh.write(body)
     return path
 
@@ -186,11 +185,11 @@ def select_files(
     return chosen, skipped
 
 
-def ledger_frame(extracted: list[Extracted], run_id: str, now: datetime) -> pd.DataFrame:
+def ledger_frame(song_files: list[SourceFile], log_files: list[SourceFile], run_id: str, now: datetime) -> pd.DataFrame:
     rows = [
-        {"url": f.url, "source": x.spec.name, "size": f.size, "version": f.version, "run_id": run_id, "loaded_at": now}
-        for x in extracted
-        for f in x.files
+        {"url": f.url, "source": spec.name, "size": f.size, "version": f.version, "run_id": run_id, "loaded_at": now}
+        for spec, files in ((SONG_SOURCE, song_files), (LOG_SOURCE, log_files))
+        for f in files
     ]
     return pd.DataFrame(rows, columns=["url", "source", "size", "version", "run_id", "loaded_at"])
 
@@ -211,62 +210,82 @@ class _Run:
             aws.configure_wrangler(cfg)
             self.session = aws.session(cfg)
 
-    def retry(self, step: str, fn: Callable[[], T]) -> T:
+    def retry(self, step: str, fn: Callable[[], R]) -> R:
         return with_retries(step, fn, attempts=self.cfg.run.attempts, base_delay=self.cfg.run.retry_base_seconds)
 
-    def extract_source(self, url: str, spec: SourceSpec, ledger: dict[str, tuple[int, str]]) -> Extracted:
+    def list_source(
+        self, url: str, spec: SourceSpec, ledger: dict[str, tuple[int, str]]
+    ) -> tuple[Any, list[SourceFile]]:
         fs, files = self.retry(f"listing {url}", lambda: discover(url, self.cfg.storage_options()))
         chosen, skipped = select_files(files, ledger, self.options, windowed=spec is LOG_SOURCE)
         self.summary.files_skipped[spec.name] = skipped
+        self.summary.files_read[spec.name] = len(chosen)
         log.info(
             "%s: %d files under %s, %d to read, %d already loaded", spec.name, len(files), url, len(chosen), skipped
         )
-        return self.retry(
-            f"reading {spec.name}", lambda: extract(spec, fs, chosen, concurrency=self.cfg.source.concurrency)
-        )
+        return fs, chosen
+
+    def count(self, x: Extracted) -> None:
+        s = self.summary
+        s.records_read[x.spec.name] = s.records_read.get(x.spec.name, 0) + x.records
+        s.records_rejected[x.spec.name] = s.records_rejected.get(x.spec.name, 0) + len(x.rejects)
+        s.bytes_read += x.bytes_read
+        if x.rejects:
+            s.rejects_file = append_rejects(x.rejects, self.cfg.rejects.path, self.run_id)
 
     def execute(self) -> Summary:
         cfg, s = self.cfg, self.summary
         with _timed(s, "prepare"):
             ensure_demo_data(cfg)
             ledger = {} if self.options.full_refresh else self.retry("reading the ledger", self.dest.loaded_files)
-        with _timed(s, "extract"), ThreadPoolExecutor(max_workers=2) as pool:
-            # Songs and logs are independent: fetching one overlaps parsing the other.
-            songs_f = pool.submit(self.extract_source, cfg.source.song_data, SONG_SOURCE, ledger)
-            logs_f = pool.submit(self.extract_source, cfg.source.log_data, LOG_SOURCE, ledger)
-            song_x, log_x = songs_f.result(), logs_f.result()
-        for x in (song_x, log_x):
-            s.files_read[x.spec.name] = len(x.files)
-            s.records_read[x.spec.name] = x.records
-            s.records_rejected[x.spec.name] = len(x.rejects)
-            s.bytes_read += x.bytes_read
-        rejects = song_x.rejects + log_x.rejects
-        s.rejects_file = write_rejects(rejects, cfg.rejects.path, self.run_id)
-        read = song_x.records + log_x.records
-        if read and len(rejects) / read > cfg.rejects.max_fraction:
-            raise TooManyRejects(
-                f"{len(rejects)} of {read} records rejected ({len(rejects) / read:.2%}), over "
-                f"rejects.max_fraction {cfg.rejects.max_fraction:.2%}; nothing was loaded. See {s.rejects_file}"
-            )
-        faults.checkpoint("extracted")
-        with _timed(s, "transform"):
+            song_fs, song_files = self.list_source(cfg.source.song_data, SONG_SOURCE, ledger)
+            log_fs, log_files = self.list_source(cfg.source.log_data, LOG_SOURCE, ledger)
             stored = None if self.options.full_refresh else self.retry("reading songs", self.dest.stored_song_lookup)
-            star = build_star(song_x.frame, log_x.frame, stored)
-            frames = star.frames()
-            frames["_sparkify_loaded_files"] = ledger_frame([song_x, log_x], self.run_id, utcnow())
-            expected = len(star.songplays)
-            del song_x, log_x, star
-        self.dest.preflight(frames)
+        stager = staging.Stager(cfg.staging.path, self.run_id, self.session)
+
+        # Songs first, in one batch: the catalogue is small and every log batch needs its lookup.
+        with _timed(s, "extract"):
+            song_x = self.retry(
+                "reading song_data",
+                lambda: extract(SONG_SOURCE, song_fs, song_files, concurrency=cfg.source.concurrency),
+            )
+        self.count(song_x)
+        with _timed(s, "transform"):
+            lookup = T.song_lookup(song_x.frame)
+            if stored is not None:
+                lookup = T.combine_lookups(lookup, stored)
+            dims = {"songs": T.songs(song_x.frame), "artists": T.artists(song_x.frame)}
+        self.dest.preflight(dims)
         with _timed(s, "stage"):
-            staged = self.retry("staging", partial(staging.stage, frames, cfg.staging.path, self.run_id, self.session))
-            del frames
+            stager.add(dims)
+        del song_x, dims
+
+        # Logs in bounded batches; the next batch is fetched while this one is parsed and transformed.
+        batch_bytes = cfg.source.batch_mb << 20
+        batches = read_batches(log_fs, log_files, batch_bytes, cfg.source.concurrency)
+        for n, segments in enumerate(prefetch(batches), start=1):
+            with _timed(s, "extract"):
+                log_x = extract_segments(LOG_SOURCE, log_files, segments)
+            del segments
+            self.count(log_x)
+            with _timed(s, "transform"):
+                plays = T.songplays(log_x.frame, lookup)
+                frames = {"users": T.users(log_x.frame), "time": T.time(plays), "songplays": plays}
+            del log_x
+            self.dest.preflight(frames)
+            with _timed(s, "stage"):
+                stager.add(frames)
+            del frames, plays
+            log.info("batch %d staged (%s records so far)", n, f"{s.records_read.get('log_data', 0):,}")
+        self.check_rejects()
+        faults.checkpoint("extracted")
+        with _timed(s, "stage"):
+            stager.add({"_sparkify_loaded_files": ledger_frame(song_files, log_files, self.run_id, utcnow())})
+            staged = stager.finish()
         faults.checkpoint("staged")
         with _timed(s, "load"):
             try:
-                result = self.retry(
-                    "loading",
-                    lambda: self.dest.load(staged, expected_songplays=expected, full_refresh=self.options.full_refresh),
-                )
+                result = self.retry("loading", lambda: self.dest.load(staged, full_refresh=self.options.full_refresh))
             except BaseException as exc:
                 exc.add_note(f"staged files kept for inspection in {staged.location}/")
                 raise
@@ -276,6 +295,38 @@ class _Run:
             staging.remove(staged, self.session)
         s.status = "succeeded"
         return s
+
+    def check_rejects(self) -> None:
+        s = self.summary
+        read = sum(s.records_read.values())
+        rejected = sum(s.records_rejected.values())
+        if read and rejected / read > self.cfg.rejects.max_fraction:
+            raise TooManyRejects(
+                f"{rejected} of {read} records rejected ({rejected / read:.2%}), over rejects.max_fraction "
+                f"{self.cfg.rejects.max_fraction:.2%}; nothing was loaded. See {s.rejects_file}"
+            )
+
+
+def prefetch(items: Iterator[R], depth: int = 1) -> Iterator[R]:
+    """Produce the next items in a background thread while the caller works on the current one."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+
+    def produce() -> None:
+        try:
+            for item in items:
+                q.put(("item", item))
+            q.put(("done", None))
+        except BaseException as exc:
+            q.put(("error", exc))
+
+    threading.Thread(target=produce, name="prefetch", daemon=True).start()
+    while True:
+        kind, value = q.get()
+        if kind == "done":
+            return
+        if kind == "error":
+            raise value
+        yield value
 
 
 def run(cfg: Config, options: RunOptions | None = None, run_id: str | None = None) -> Summary:

@@ -99,6 +99,17 @@ class Dialect:
             f"WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {exists})",
         ]
 
+    def one_per_key(self, table: Table, source: str, target: str) -> str:
+        """A temporary copy of ``source`` with one row per key: the newest by version column if any."""
+        cols = ", ".join(quote(c) for c in table.column_names)
+        keys = ", ".join(quote(k) for k in table.primary_key)
+        order = f"{quote(table.version_column)} DESC" if table.version_column else keys
+        return (
+            f"CREATE TEMPORARY TABLE {quote(target)} AS SELECT {cols} FROM ("
+            f"SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {order}) AS rn__ "
+            f"FROM {quote(source)}) d WHERE rn__ = 1"
+        )
+
     def song_lookup(self, schema: str) -> str:
         """The stored catalogue in the shape ``transform.song_lookup`` returns, for incremental runs."""
         songs, artists = self.qualified(schema, "songs"), self.qualified(schema, "artists")

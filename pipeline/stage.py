@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .load.base import Staged, StagedTable
-from .schema import BY_NAME, Kind, Table
+from .schema import BY_NAME, LOADED_FILES, TABLES, Kind, Table
 
 if TYPE_CHECKING:
     import boto3
@@ -59,22 +59,52 @@ def _write_s3(frame: pd.DataFrame, table: Table, path: str, session: boto3.Sessi
     )
 
 
+class Stager:
+    """Writes star frames batch by batch as ``<root>/<run_id>/<table>/part-NNNNN.parquet``.
+
+    Each batch's frames are written and dropped, so staging memory is one batch's; the warehouse's bulk
+    load then reads every part of a table at once (a COPY of the table's prefix on Redshift).
+    """
+
+    def __init__(self, root: str, run_id: str, session: boto3.Session | None = None):
+        self.location = run_location(root, run_id)
+        self.run_id = run_id
+        self.remote = self.location.startswith("s3://")
+        self.session = session
+        # Every star table and the ledger is staged, possibly with no parts (a run with nothing new).
+        self.files: dict[str, list[str]] = {t.name: [] for t in (*TABLES, LOADED_FILES)}
+        self.rows: dict[str, int] = dict.fromkeys(self.files, 0)
+
+    def add(self, frames: dict[str, pd.DataFrame]) -> None:
+        for name, frame in frames.items():
+            table = BY_NAME[name]
+            self.files.setdefault(name, [])
+            self.rows.setdefault(name, 0)
+            if frame.empty:
+                continue
+            folder = f"{self.location}/{name}"
+            path = f"{folder}/part-{len(self.files[name]):05d}.parquet"
+            if self.remote:
+                _write_s3(frame, table, path, self.session)
+            else:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+                pq.write_table(to_arrow(frame, table), path, compression="snappy")
+            self.files[name].append(path)
+            self.rows[name] += len(frame)
+
+    def finish(self) -> Staged:
+        tables = {
+            name: StagedTable(table=BY_NAME[name], files=files, rows=self.rows[name], prefix=f"{self.location}/{name}/")
+            for name, files in self.files.items()
+        }
+        return Staged(run_id=self.run_id, location=self.location, tables=tables)
+
+
 def stage(frames: dict[str, pd.DataFrame], root: str, run_id: str, session: boto3.Session | None = None) -> Staged:
-    """Write each frame as ``<root>/<run_id>/<table>.parquet`` and describe what was written."""
-    location = run_location(root, run_id)
-    remote = location.startswith("s3://")
-    if not remote:
-        Path(location).mkdir(parents=True, exist_ok=True)
-    tables: dict[str, StagedTable] = {}
-    for name, frame in frames.items():
-        table = BY_NAME[name]
-        path = f"{location}/{name}.parquet"
-        if remote:
-            _write_s3(frame, table, path, session)
-        else:
-            pq.write_table(to_arrow(frame, table), path, compression="snappy")
-        tables[name] = StagedTable(table=table, files=[path], rows=len(frame))
-    return Staged(run_id=run_id, location=location, tables=tables)
+    """Stage one set of frames (a single batch)."""
+    stager = Stager(root, run_id, session)
+    stager.add(frames)
+    return stager.finish()
 
 
 def remove(staged: Staged, session: boto3.Session | None = None) -> None:

@@ -148,14 +148,16 @@ class RedshiftDestination(Destination):
         target = self.dialect.qualified(self.schema, staged.table.name)
         session.execute(f"DROP TABLE IF EXISTS {quote(temp_name)}")
         session.execute(f"CREATE TEMPORARY TABLE {quote(temp_name)} (LIKE {target})")
-        for path in staged.files:
-            wr.redshift.copy_from_files(
-                path=path,
-                con=session.con,
-                table=temp_name,
-                schema=None,  # type: ignore[arg-type]  # a temporary table lives in no named schema
-                iam_role=self.rs.iam_role,
-                mode="append",
-                commit_transaction=False,
-                boto3_session=aws.session(self.config),
-            )
+        if not staged.files:
+            return
+        # One COPY of the table's prefix loads every part in parallel across the cluster's slices.
+        wr.redshift.copy_from_files(
+            path=staged.prefix,
+            con=session.con,
+            table=temp_name,
+            schema=None,  # type: ignore[arg-type]  # a temporary table lives in no named schema
+            iam_role=self.rs.iam_role,
+            mode="append",
+            commit_transaction=False,
+            boto3_session=aws.session(self.config),
+        )

@@ -153,7 +153,7 @@ def _normalise(statements: list[str], schema: str) -> str:
     out = []
     for sql in statements:
         sql = sql.replace(schema, "<schema>")
-        sql = re.sub(r"s3://[^']+/(\w+\.parquet)", r"s3://<staging>/<run>/\1", sql)
+        sql = re.sub(r"s3://[^']+/(\w+)/'", r"s3://<staging>/<run>/\1/'", sql)
         out.append(sql.strip())
     return "\n;\n".join(out) + "\n"
 

@@ -66,6 +66,8 @@ class StandIn:
     statements: list[str] = field(default_factory=list)
     # Called with each incoming statement; returning a message makes that statement fail with it.
     fail_if: Callable[[str], str | None] | None = None
+    # Called with each incoming statement; returning True drops the client's connection instead.
+    drop_if: Callable[[str], bool] | None = None
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _server: asyncio.AbstractServer | None = None
@@ -176,6 +178,10 @@ class StandIn:
             dst.close()
 
     def _client_message(self, kind: bytes, body: bytes) -> bytes:
+        if self.drop_if is not None and kind in (b"Q", b"P"):
+            sql = body.decode(errors="replace")
+            if self.drop_if(sql):
+                raise ConnectionResetError("stand-in: connection dropped on purpose")
         try:
             if kind == b"Q":
                 sql = body[:-1].decode()

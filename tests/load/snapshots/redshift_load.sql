@@ -225,7 +225,7 @@ CREATE TEMPORARY TABLE "stg_users" (LIKE "<schema>"."users")
 SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
 ;
 COPY "stg_users" 
-FROM 's3://<staging>/<run>/users.parquet' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
+FROM 's3://<staging>/<run>/users/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
 
 FORMAT AS PARQUET
 ;
@@ -240,7 +240,7 @@ CREATE TEMPORARY TABLE "stg_artists" (LIKE "<schema>"."artists")
 SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
 ;
 COPY "stg_artists" 
-FROM 's3://<staging>/<run>/artists.parquet' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
+FROM 's3://<staging>/<run>/artists/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
 
 FORMAT AS PARQUET
 ;
@@ -255,7 +255,7 @@ CREATE TEMPORARY TABLE "stg_songs" (LIKE "<schema>"."songs")
 SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
 ;
 COPY "stg_songs" 
-FROM 's3://<staging>/<run>/songs.parquet' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
+FROM 's3://<staging>/<run>/songs/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
 
 FORMAT AS PARQUET
 ;
@@ -270,7 +270,7 @@ CREATE TEMPORARY TABLE "stg_time" (LIKE "<schema>"."time")
 SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
 ;
 COPY "stg_time" 
-FROM 's3://<staging>/<run>/time.parquet' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
+FROM 's3://<staging>/<run>/time/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
 
 FORMAT AS PARQUET
 ;
@@ -285,7 +285,7 @@ CREATE TEMPORARY TABLE "stg_songplays" (LIKE "<schema>"."songplays")
 SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
 ;
 COPY "stg_songplays" 
-FROM 's3://<staging>/<run>/songplays.parquet' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
+FROM 's3://<staging>/<run>/songplays/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
 
 FORMAT AS PARQUET
 ;
@@ -300,13 +300,15 @@ CREATE TEMPORARY TABLE "stg__sparkify_loaded_files" (LIKE "<schema>"."_sparkify_
 SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
 ;
 COPY "stg__sparkify_loaded_files" 
-FROM 's3://<staging>/<run>/_sparkify_loaded_files.parquet' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
+FROM 's3://<staging>/<run>/_sparkify_loaded_files/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
 
 FORMAT AS PARQUET
 ;
 DELETE FROM "<schema>"."_sparkify_loaded_files" USING "stg__sparkify_loaded_files" WHERE "<schema>"."_sparkify_loaded_files"."url" = "stg__sparkify_loaded_files"."url"
 ;
 INSERT INTO "<schema>"."_sparkify_loaded_files" ("url", "source", "size", "version", "run_id", "loaded_at") SELECT "url", "source", "size", "version", "run_id", "loaded_at" FROM "stg__sparkify_loaded_files" WHERE NOT EXISTS (SELECT 1 FROM "<schema>"."_sparkify_loaded_files" t WHERE t."url" = "stg__sparkify_loaded_files"."url")
+;
+SELECT COUNT(*) FROM "stg_songplays"
 ;
 SELECT COUNT(*) FROM (SELECT "user_id" FROM "<schema>"."users" GROUP BY "user_id" HAVING COUNT(*) > 1) d
 ;
@@ -356,17 +358,17 @@ SELECT COUNT(*) FROM "<schema>"."time"
 ;
 SELECT COUNT(*) FROM "<schema>"."songplays"
 ;
-DROP TABLE IF EXISTS "stg_users"
-;
-DROP TABLE IF EXISTS "stg_artists"
-;
-DROP TABLE IF EXISTS "stg_songs"
-;
-DROP TABLE IF EXISTS "stg_time"
+DROP TABLE IF EXISTS "stg__sparkify_loaded_files"
 ;
 DROP TABLE IF EXISTS "stg_songplays"
 ;
-DROP TABLE IF EXISTS "stg__sparkify_loaded_files"
+DROP TABLE IF EXISTS "stg_time"
+;
+DROP TABLE IF EXISTS "stg_songs"
+;
+DROP TABLE IF EXISTS "stg_artists"
+;
+DROP TABLE IF EXISTS "stg_users"
 ;
 commit
 ;

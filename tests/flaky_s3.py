@@ -1,0 +1,82 @@
+"""An HTTP proxy in front of the test S3 server that answers every Nth request with 503 SlowDown.
+
+It speaks just enough HTTP/1.1 to find request boundaries (headers, then Content-Length bytes), so it can
+inject a throttling response on a kept-alive connection exactly as S3 does under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+SLOW_DOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message><RequestId>flaky</RequestId></Error>"
+)
+
+
+class FlakyS3:
+    def __init__(self, upstream_port: int, every: int = 4):
+        self.upstream_port = upstream_port
+        self.every = every
+        self.requests = 0
+        self.injected = 0
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await src.read(65536):
+                dst.write(chunk)
+                await dst.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        back = asyncio.create_task(self._pipe(up_reader, writer))
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = await reader.readexactly(length) if length else b""
+                self.requests += 1
+                if self.requests % self.every == 0:
+                    self.injected += 1
+                    writer.write(
+                        b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
+                        + f"Content-Length: {len(SLOW_DOWN)}\r\n\r\n".encode()
+                        + SLOW_DOWN
+                    )
+                    await writer.drain()
+                    continue
+                up_writer.write(head + body)
+                await up_writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
+            pass
+        finally:
+            back.cancel()
+            up_writer.close()
+            writer.close()
+
+    def start(self) -> str:
+        ready = threading.Event()
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+            loop.run_forever()
+
+        threading.Thread(target=serve, daemon=True, name="flaky-s3").start()
+        ready.wait(10)
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self._loop:
+            self._loop.call_soon_threadsafe(self._loop.stop)

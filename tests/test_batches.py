@@ -1,0 +1,80 @@
+"""Bounded batches: any batch size gives the same tables, and memory follows the batch, not the input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.discover import SourceFile
+from pipeline.extract import extract_segments, read_batches
+from pipeline.sources import LOG_SOURCE
+
+from .conftest import event
+from .helpers import read_tables, run_json, write_config
+
+
+def test_small_batches_give_the_same_tables(sample_dir: Path, tmp_path: Path) -> None:
+    one = tmp_path / "one"
+    many = tmp_path / "many"
+    one.mkdir()
+    many.mkdir()
+    run_json(write_config(one, sample_dir / "song_data", sample_dir / "log_data"))
+    # 1 MB batches: the sample's 30 log files (4 MB) arrive in several batches, a user spans batches.
+    summary = run_json(write_config(many, sample_dir / "song_data", sample_dir / "log_data", source={"batch_mb": 1}))
+    assert summary["rows_merged"]["songplays"] == 6820
+    a, b = read_tables(one / "wh.duckdb"), read_tables(many / "wh.duckdb")
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name], obj=name)
+
+
+def test_the_same_event_in_files_of_different_batches_is_loaded_once(sample_copy: Path, tmp_path: Path) -> None:
+    days = sorted((sample_copy / "log_data").rglob("*.json"))
+    shutil.copy(days[0], days[-1].parent / "2018-11-30-copy-of-first-day-events.json")
+    summary = run_json(write_config(tmp_path, sample_copy / "song_data", sample_copy / "log_data",
+                                    source={"batch_mb": 1}))
+    assert summary["rows_total"]["songplays"] == 6820
+    assert summary["rows_total"]["users"] == 97
+
+
+def test_a_file_larger_than_a_batch_is_streamed_with_true_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "2018-11-01-events.json"
+    lines = [json.dumps(event(itemInSession=i, song="x" * 300)) for i in range(12_000)]
+    lines[9_000] = '{"broken": '
+    path.write_text("\n".join(lines))
+    size = path.stat().st_size
+    files = [SourceFile(path=str(path), url=str(path), size=size, version="1")]
+    from fsspec.implementations.local import LocalFileSystem
+
+    batches = list(read_batches(LocalFileSystem(), files, batch_bytes=1 << 20))
+    assert len(batches) >= 4 and all(len(b[0].data) < (2 << 20) for b in batches)  # a block plus a partial line
+    frames, rejects = [], []
+    for segments in batches:
+        x = extract_segments(LOG_SOURCE, files, segments)
+        frames.append(x.frame)
+        rejects += x.rejects
+    frame = pd.concat(frames)
+    assert len(frame) == 11_999
+    assert (frame["_line"] == frame["itemInSession"] + 1).all(), "line numbers survive the chunking"
+    assert [(r.line, r.raw) for r in rejects] == [(9_001, '{"broken": ')]
+
+
+def test_a_200_mb_log_file_is_loaded_in_bounded_memory(sample_dir: Path, tmp_path: Path) -> None:
+    logs = tmp_path / "log_data" / "2018" / "11"
+    logs.mkdir(parents=True)
+    base = [json.loads(x) for p in sorted((sample_dir / "log_data").rglob("*.json")) for x in p.read_text().splitlines()]
+    plays = sum(1 for e in base if e["page"] == "NextSong" and e["userId"])
+    copies = 0
+    with open(logs / "2018-11-30-events.json", "w") as out:
+        while out.tell() < 200_000_000:
+            for e in base:
+                out.write(json.dumps({**e, "sessionId": e["sessionId"] + 100_000 * copies}) + "\n")
+            copies += 1
+    summary = run_json(write_config(tmp_path, sample_dir / "song_data", tmp_path / "log_data",
+                                    source={"batch_mb": 32}))
+    assert summary["rows_total"]["songplays"] == plays * copies
+    peak = max(summary["peak_memory_mb"].values())
+    # One batch in memory (plus the interpreter, pandas and DuckDB): not the 200 MB file several times over.
+    assert peak < 700, f"peak memory {peak:.0f} MB for a 200 MB file in 32 MB batches"

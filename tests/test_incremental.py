@@ -1,0 +1,195 @@
+"""Cron-grade runs on the embedded target: incremental loads, windows, full refresh, the lock, kills."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from .helpers import cli, read_tables, run_json, write_config
+
+LEDGER = "_sparkify_loaded_files"
+
+
+def assert_same_tables(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name], obj=name)
+
+
+@pytest.fixture(scope="module")
+def clean_run(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
+    """The reference: one full run over the whole sample into a fresh warehouse."""
+    tmp = tmp_path_factory.mktemp("clean")
+    run_json(write_config(tmp, sample_dir / "song_data", sample_dir / "log_data"))
+    return read_tables(tmp / "wh.duckdb")
+
+
+def _days(sample_dir: Path) -> list[Path]:
+    return sorted((sample_dir / "log_data").rglob("*.json"))
+
+
+def _arrive(files: list[Path], src_root: Path, dst_root: Path) -> None:
+    for p in files:
+        dst = dst_root / p.relative_to(src_root)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p, dst)
+
+
+def test_days_arriving_in_any_order_equal_one_clean_run(
+    sample_dir: Path, tmp_path: Path, clean_run: dict[str, pd.DataFrame]
+) -> None:
+    logs = tmp_path / "log_data"
+    config = write_config(tmp_path, sample_dir / "song_data", logs)
+    days = _days(sample_dir)
+    # The last ten days first, then a backfill of the first ten, then the middle: users' levels must end
+    # as in a single run even though older events arrive after newer ones.
+    for batch in (days[20:], days[:10], days[10:20]):
+        _arrive(batch, sample_dir / "log_data", logs)
+        summary = run_json(config)
+        assert summary["files_read"]["log_data"] == len(batch)
+        assert summary["files_skipped"]["log_data"] == len(list(logs.rglob("*.json"))) - len(batch)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean_run)
+
+    nothing_new = run_json(config)
+    assert nothing_new["files_read"] == {"song_data": 0, "log_data": 0}
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean_run)
+
+
+def test_songs_loaded_on_an_earlier_night_still_match_new_plays(
+    sample_dir: Path, tmp_path: Path, clean_run: dict[str, pd.DataFrame]
+) -> None:
+    logs = tmp_path / "log_data"
+    config = write_config(tmp_path, sample_dir / "song_data", logs)
+    logs.mkdir()
+    run_json(config)  # songs only: the log folder is still empty
+    _arrive(_days(sample_dir), sample_dir / "log_data", logs)
+    summary = run_json(config)
+    assert summary["files_read"]["song_data"] == 0
+    tables = read_tables(tmp_path / "wh.duckdb")
+    assert tables["songplays"]["song_id"].notna().sum() == 1
+    assert_same_tables(tables, clean_run)
+
+
+def test_a_changed_file_is_reloaded(sample_copy: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sample_copy / "song_data", sample_copy / "log_data")
+    run_json(config)
+    victim = _days(sample_copy)[0]
+    events = [json.loads(x) for x in victim.read_text().splitlines()]
+    play = next(e for e in events if e["page"] == "NextSong" and e["userId"])
+    play["userAgent"] = "Changed/1.0"
+    victim.write_text("\n".join(json.dumps(e) for e in events))
+    summary = run_json(config)
+    assert summary["files_read"] == {"song_data": 0, "log_data": 1}
+    sp = read_tables(tmp_path / "wh.duckdb")["songplays"].set_index("songplay_id")
+    assert sp.loc[f"{play['userId']}:{play['sessionId']}:{play['itemInSession']}", "user_agent"] == "Changed/1.0"
+
+
+def test_full_refresh_rebuilds_and_window_restricts(
+    sample_dir: Path, tmp_path: Path, clean_run: dict[str, pd.DataFrame]
+) -> None:
+    config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
+    window = run_json_args(config, "--since", "2018-11-05", "--until", "2018-11-06")
+    assert window["files_read"]["log_data"] == 2
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    days = {r[0] for r in con.execute("SELECT DISTINCT CAST(start_time AS DATE) FROM songplays").fetchall()}
+    con.close()
+    assert {str(d) for d in days} <= {"2018-11-05", "2018-11-06"}
+
+    full = run_json_args(config, "--full-refresh")
+    assert full["mode"] == "full refresh" and full["files_read"] == {"song_data": 71, "log_data": 30}
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean_run)
+
+
+def run_json_args(config: Path, *args: str) -> dict:
+    proc = cli("run", "--json", "-q", "-c", str(config), *args)
+    assert proc.returncode == 0, proc.stderr
+    result: dict = json.loads(proc.stdout)
+    return result
+
+
+def test_second_invocation_exits_at_once_naming_the_running_one(sample_dir: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
+    lock = tmp_path / "run.lock"
+    config.write_text(config.read_text() + f"run:\n  lock_path: {lock}\n")
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fh.write(
+            json.dumps(
+                {
+                    "run_id": "20261125T000000Z-abcdef",
+                    "pid": 4242,
+                    "host": "cron-host",
+                    "started": "2026-11-25T00:00:00+00:00",
+                }
+            )
+        )
+        fh.flush()
+        proc = cli("run", "-c", str(config))
+    assert proc.returncode == 75
+    assert "run 20261125T000000Z-abcdef (pid 4242 on cron-host" in proc.stderr
+    assert not (tmp_path / "wh.duckdb").exists(), "the second run touched nothing"
+    # The holder is gone (its flock with it), the file's stale content remains: the next run proceeds.
+    assert cli("run", "-q", "-c", str(config)).returncode == 0
+
+
+KILL_POINTS = ["extracted", "staged", "merged-time", "before-commit", "after-commit"]
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_killed_run_leaves_warehouse_as_before_and_next_run_completes(
+    point: str, sample_dir: Path, tmp_path: Path, clean_run: dict[str, pd.DataFrame]
+) -> None:
+    logs = tmp_path / "log_data"
+    config = write_config(tmp_path, sample_dir / "song_data", logs)
+    days = _days(sample_dir)
+    _arrive(days[:10], sample_dir / "log_data", logs)
+    run_json(config)
+    before = read_tables(tmp_path / "wh.duckdb")
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    ledger_before = con.execute(f"SELECT url FROM {LEDGER} ORDER BY url").fetchall()
+    con.close()
+
+    _arrive(days[10:], sample_dir / "log_data", logs)
+    killed = cli("run", "-c", str(config), env={"SPARKIFY_FAULT_KILL_AT": point})
+    assert killed.returncode == -9, killed.stderr
+
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    ledger_after = con.execute(f"SELECT url FROM {LEDGER} ORDER BY url").fetchall()
+    con.close()
+    if point == "after-commit":
+        assert len(ledger_after) == 101  # the commit had happened: data and ledger moved together
+    else:
+        assert ledger_after == ledger_before
+        assert_same_tables(read_tables(tmp_path / "wh.duckdb"), before)
+
+    summary = run_json(config)
+    assert summary["status"] == "succeeded"
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean_run)
+    runs = json.loads(cli("runs", "--json", "-c", str(config)).stdout)
+    assert [r["status"] for r in runs] == ["succeeded", "abandoned", "succeeded"]
+
+
+def test_run_history_records_failures(sample_copy: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sample_copy / "song_data", sample_copy / "log_data", rejects={"max_fraction": 0.0})
+    _days(sample_copy)[0].write_bytes(b"{not json")
+    assert cli("run", "-c", str(config)).returncode == 4
+    [r] = json.loads(cli("runs", "--json", "-c", str(config)).stdout)
+    assert r["status"] == "failed" and "TooManyRejects" in r["error"] and r["records_rejected"] == 1
+
+
+def test_no_secret_in_rejects_summary_or_logs(sample_copy: Path, tmp_path: Path) -> None:
+    secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+    config = write_config(tmp_path, sample_copy / "song_data", sample_copy / "log_data", rejects={"max_fraction": 1})
+    _days(sample_copy)[0].write_bytes(b'{"ts": "bad"}')
+    proc = cli("run", "-v", "--json", "-c", str(config), env={"AWS_SECRET_ACCESS_KEY": secret})
+    assert proc.returncode == 0, proc.stderr
+    rejects = Path(json.loads(proc.stdout)["rejects_file"]).read_text()
+    assert secret not in proc.stdout + proc.stderr + rejects
+    assert os.environ.get("AWS_SECRET_ACCESS_KEY") != secret
