@@ -33,8 +33,9 @@ def test_small_batches_give_the_same_tables(sample_dir: Path, tmp_path: Path) ->
 def test_the_same_event_in_files_of_different_batches_is_loaded_once(sample_copy: Path, tmp_path: Path) -> None:
     days = sorted((sample_copy / "log_data").rglob("*.json"))
     shutil.copy(days[0], days[-1].parent / "2018-11-30-copy-of-first-day-events.json")
-    summary = run_json(write_config(tmp_path, sample_copy / "song_data", sample_copy / "log_data",
-                                    source={"batch_mb": 1}))
+    summary = run_json(
+        write_config(tmp_path, sample_copy / "song_data", sample_copy / "log_data", source={"batch_mb": 1})
+    )
     assert summary["rows_total"]["songplays"] == 6820
     assert summary["rows_total"]["users"] == 97
 
@@ -64,7 +65,9 @@ def test_a_file_larger_than_a_batch_is_streamed_with_true_line_numbers(tmp_path:
 def test_a_200_mb_log_file_is_loaded_in_bounded_memory(sample_dir: Path, tmp_path: Path) -> None:
     logs = tmp_path / "log_data" / "2018" / "11"
     logs.mkdir(parents=True)
-    base = [json.loads(x) for p in sorted((sample_dir / "log_data").rglob("*.json")) for x in p.read_text().splitlines()]
+    base = [
+        json.loads(x) for p in sorted((sample_dir / "log_data").rglob("*.json")) for x in p.read_text().splitlines()
+    ]
     plays = sum(1 for e in base if e["page"] == "NextSong" and e["userId"])
     copies = 0
     with open(logs / "2018-11-30-events.json", "w") as out:
@@ -72,8 +75,7 @@ def test_a_200_mb_log_file_is_loaded_in_bounded_memory(sample_dir: Path, tmp_pat
             for e in base:
                 out.write(json.dumps({**e, "sessionId": e["sessionId"] + 100_000 * copies}) + "\n")
             copies += 1
-    summary = run_json(write_config(tmp_path, sample_dir / "song_data", tmp_path / "log_data",
-                                    source={"batch_mb": 32}))
+    summary = run_json(write_config(tmp_path, sample_dir / "song_data", tmp_path / "log_data", source={"batch_mb": 32}))
     assert summary["rows_total"]["songplays"] == plays * copies
     peak = max(summary["peak_memory_mb"].values())
     # One batch in memory (plus the interpreter, pandas and DuckDB): not the 200 MB file several times over.
