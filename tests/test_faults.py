@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .flaky_s3 import FlakyS3
 from .helpers import cli, read_tables, run_json, write_config
 from .load.test_redshift import comparable, new_schema, rs_config, rs_tables
+from .s3_faults import S3Faults
 from .services import Redshift, S3Endpoint
 
 
@@ -26,7 +26,7 @@ def test_intermittent_s3_throttling_is_retried(
 ) -> None:
     songs = s3.upload_tree(sample_dir / "song_data", "sparkify-flaky", "song_data")
     logs = s3.upload_tree(sample_dir / "log_data", "sparkify-flaky", "log_data")
-    flaky = FlakyS3(int(s3.url.rsplit(":", 1)[1]), every=4)
+    flaky = S3Faults(int(s3.url.rsplit(":", 1)[1]), fail_every=4)
     url = flaky.start()
     try:
         config = write_config(tmp_path, songs, logs, aws={"s3_endpoint_url": url})

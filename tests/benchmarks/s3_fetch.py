@@ -27,7 +27,7 @@ from pipeline.discover import discover  # noqa: E402
 from pipeline.extract import extract, fetch  # noqa: E402
 from pipeline.generate import generate  # noqa: E402
 from pipeline.sources import SONG_SOURCE  # noqa: E402
-from tests.benchmarks.latency_proxy import LatencyProxy  # noqa: E402
+from tests.s3_faults import S3Faults  # noqa: E402
 from tests.services import FAKE_AWS, moto_s3  # noqa: E402
 
 
@@ -84,8 +84,8 @@ def main() -> None:
             url = s3.url
             proxy = None
             if rtt:
-                proxy = LatencyProxy(int(s3.url.rsplit(":", 1)[1]), rtt)
-                url = f"http://127.0.0.1:{proxy.start()}"
+                proxy = S3Faults(int(s3.url.rsplit(":", 1)[1]), delay_ms=rtt)
+                url = proxy.start()
             fs, _ = discover("s3://bench/song_data", options(url, args.concurrency))
             sample = found[: args.serial_sample if not rtt else max(100, args.serial_sample // 10)]
             t0, c0 = time.perf_counter(), cpu()

@@ -1,7 +1,9 @@
-"""An HTTP proxy in front of the test S3 server that answers every Nth request with 503 SlowDown.
+"""An HTTP proxy in front of the test S3 server that brings what real networks bring.
 
-It speaks just enough HTTP/1.1 to find request boundaries (headers, then Content-Length bytes), so it can
-inject a throttling response on a kept-alive connection exactly as S3 does under load.
+``fail_every=N`` answers every Nth request with 503 SlowDown, as S3 does under load; ``delay_ms`` adds a
+round trip to every request, since loopback answers in microseconds where S3 takes tens of milliseconds.
+It speaks just enough HTTP/1.1 to find request boundaries (headers, then Content-Length bytes), so faults
+land on kept-alive connections exactly as they would in production.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ SLOW_DOWN = (
 )
 
 
-class FlakyS3:
-    def __init__(self, upstream_port: int, every: int = 4):
+class S3Faults:
+    def __init__(self, upstream_port: int, fail_every: int = 0, delay_ms: float = 0):
         self.upstream_port = upstream_port
-        self.every = every
+        self.fail_every = fail_every
+        self.delay = delay_ms / 1000
         self.requests = 0
         self.injected = 0
         self.port = 0
@@ -44,7 +47,9 @@ class FlakyS3:
                         length = int(line.split(b":", 1)[1])
                 body = await reader.readexactly(length) if length else b""
                 self.requests += 1
-                if self.requests % self.every == 0:
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                if self.fail_every and self.requests % self.fail_every == 0:
                     self.injected += 1
                     writer.write(
                         b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
@@ -73,7 +78,7 @@ class FlakyS3:
             ready.set()
             loop.run_forever()
 
-        threading.Thread(target=serve, daemon=True, name="flaky-s3").start()
+        threading.Thread(target=serve, daemon=True, name="s3-faults").start()
         ready.wait(10)
         return f"http://127.0.0.1:{self.port}"
 
