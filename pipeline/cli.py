@@ -131,6 +131,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .analytics import Analytics
+    from .load import destination_for
+    from .report import write
+
+    dest = destination_for(_config(args))
+    out = write(Analytics(dest), dest.describe(), Path(args.out))
+    print(f"report written to {out}")
+    return EXIT_OK
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     cfg = _config(args)
     for key, env, default in describe_keys():
@@ -217,6 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--out", required=True, help="output folder")
     g.set_defaults(func=cmd_generate)
+
+    rp = sub.add_parser(
+        "report",
+        parents=[common],
+        help="write an HTML report of the analytics",
+        description="A self-contained HTML page (charts embedded) for the current warehouse.",
+    )
+    rp.add_argument("--out", default="build/report.html", help="output file (default build/report.html)")
+    rp.set_defaults(func=cmd_report)
 
     s = sub.add_parser(
         "config",

@@ -26,6 +26,7 @@ from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
 from .discover import SourceFile
+from .progress import Progress
 from .sources import MAX_EPOCH_MS, MIN_EPOCH_MS, SourceSpec
 
 log = logging.getLogger(__name__)
@@ -103,14 +104,16 @@ def fetch(
         # Plain sequential open(): on a local disk a small read is a few microseconds, and both fsspec's
         # file objects (~50 us each) and a thread pool (GIL hand-offs) made 50,000 song files 5x slower.
         local: list[bytes] = []
-        for f in files:
+        for n, f in enumerate(files, start=1):
             try:
                 with open(f.path, "rb") as fh:
                     local.append(fh.read())
             except OSError as exc:
                 raise FetchError(f"cannot read {f.url}: {exc}") from exc
+            if on_progress and n % 2048 == 0:
+                on_progress(2048)
         if on_progress:
-            on_progress(len(local))
+            on_progress(len(local) % 2048)
         return local
 
     def read(i: int) -> bytes:
@@ -410,7 +413,8 @@ def extract(
     """Fetch (unless ``datas`` is given) and parse ``files`` in one batch; invalid records go to ``rejects``."""
     files = list(files)
     if datas is None:
-        datas = fetch(fs, files, concurrency)
+        with Progress(f"fetching {spec.name}", total=len(files), unit="files") as bar:
+            datas = fetch(fs, files, concurrency, on_progress=bar.update)
     return extract_segments(spec, files, [Segment(i, 1, d) for i, d in enumerate(datas)])
 
 

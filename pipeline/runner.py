@@ -34,6 +34,7 @@ from .generate import generate, is_empty
 from .load import destination_for
 from .load.base import Destination
 from .lock import single_flight
+from .progress import Progress
 from .retry import with_retries
 from .sources import LOG_SOURCE, SONG_SOURCE, SourceSpec
 
@@ -263,7 +264,9 @@ class _Run:
         # Logs in bounded batches; the next batch is fetched while this one is parsed and transformed.
         batch_bytes = cfg.source.batch_mb << 20
         batches = read_batches(log_fs, log_files, batch_bytes, cfg.source.concurrency)
+        bar = Progress("log data", total=sum(f.size for f in log_files), unit="B")
         for n, segments in enumerate(prefetch(batches), start=1):
+            bar.update(sum(len(seg.data) for seg in segments))
             with _timed(s, "extract"):
                 log_x = extract_segments(LOG_SOURCE, log_files, segments)
             del segments
@@ -277,6 +280,7 @@ class _Run:
                 stager.add(frames)
             del frames, plays
             log.info("batch %d staged (%s records so far)", n, f"{s.records_read.get('log_data', 0):,}")
+        bar.__exit__(None, None, None)
         self.check_rejects()
         faults.checkpoint("extracted")
         with _timed(s, "stage"):

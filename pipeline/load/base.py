@@ -30,6 +30,7 @@ class Session(Protocol):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def frame(self, sql: str) -> pd.DataFrame: ...
     def begin(self) -> None: ...
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
@@ -178,6 +179,11 @@ class Destination(ABC):
         return result
 
     # ------------------------------------------------------------------ ledger and run history
+
+    def query(self, sql: str) -> pd.DataFrame:
+        """A read-only query as a frame (analytics, notebooks, the report)."""
+        with self.session() as s:
+            return s.frame(sql)
 
     def _select(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.session() as s:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from ..sql import DUCKDB, quote
 from .base import Destination, Session, StagedTable
@@ -23,6 +24,9 @@ class _DuckSession:
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, list(params)).fetchall()
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        return self.con.execute(sql).df()
 
     def begin(self) -> None:
         self.con.execute("BEGIN TRANSACTION")

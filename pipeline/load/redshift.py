@@ -49,6 +49,12 @@ class _RedshiftSession:
             cur.execute(sql, tuple(params) or None)
             return [tuple(r) for r in cur.fetchall()]
 
+    def frame(self, sql: str) -> pd.DataFrame:
+        with self.con.cursor() as cur:
+            cur.execute(sql)
+            columns = [d[0] for d in cur.description or []]
+            return pd.DataFrame([list(r) for r in cur.fetchall()], columns=columns)
+
     def begin(self) -> None:
         self.con.rollback()  # start from a clean transaction; the next statement opens a new one
 
