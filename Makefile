@@ -8,7 +8,7 @@ SONGS ?= 50000
 EVENTS ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format bench bench-s3 clean
+.PHONY: help install run test lint format docs report notebooks bench bench-s3 clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,15 @@ lint: $(SYNCED) ## ruff and mypy
 format: $(SYNCED) ## apply ruff's formatting and fixes
 	$(RUN) ruff format pipeline tests
 	$(RUN) ruff check --fix pipeline tests
+
+docs: $(SYNCED) ## regenerate the README's ER diagram from pipeline/schema.py
+	$(RUN) python -m pipeline.docs
+
+report: $(SYNCED) ## write build/report.html (analytics with charts) for the current warehouse
+	$(RUN) python -m pipeline report --config config.yaml --out build/report.html
+
+notebooks: $(SYNCED) ## open the notebooks in JupyterLab (fetched into a throwaway environment on first use)
+	$(RUN) --with jupyterlab jupyter lab notebooks/
 
 bench: $(SYNCED) ## pipeline vs a plain DuckDB SQL build (SONGS=50000 EVENTS=1000000)
 	$(RUN) python tests/benchmarks/bench.py --songs $(SONGS) --events $(EVENTS)

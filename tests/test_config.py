@@ -102,3 +102,21 @@ def test_readme_documents_every_key() -> None:
     for key, _, _ in describe_keys():
         leaf = key.rsplit(".", 1)[-1]
         assert f"`{key}`" in readme or f".{leaf}`" in readme, f"{key} is not in README.md's configuration table"
+
+
+def test_readme_er_diagram_is_generated_from_the_schema() -> None:
+    from pipeline.docs import render_readme
+
+    text = (ROOT / "README.md").read_text()
+    assert render_readme(text) == text, "README.md's ER diagram is stale: run `make docs`"
+    assert "songplays {" in text and "varchar songplay_id PK" in text
+
+
+def test_readme_mentions_every_make_target() -> None:
+    import re
+
+    targets = re.findall(r"^([a-z-]+):.*## ", (ROOT / "Makefile").read_text(), flags=re.M)
+    readme = (ROOT / "README.md").read_text()
+    assert set(targets) >= {"run", "test", "bench", "docs", "report", "notebooks"}
+    for target in targets:
+        assert f"`{target}`" in readme or f"make {target}" in readme, f"make {target} is not in README.md"
