@@ -8,7 +8,7 @@ SONGS ?= 50000
 EVENTS ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format docs report notebooks bench bench-s3 clean
+.PHONY: help install run test lint format docs report notebooks bench bench-scale bench-s3 clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ bench: $(SYNCED) ## pipeline vs a plain DuckDB SQL build (SONGS=50000 EVENTS=100
 
 clean: ## remove build output and generated demo data (not the environment)
 	rm -rf build data/demo
+
+bench-scale: $(SYNCED) ## 1M and 10M events (about 5 GB of generated JSON under build/bench), side by side
+	$(RUN) python tests/benchmarks/bench.py --scale
 
 bench-s3: $(SYNCED) ## objects/s fetching 20,000 song objects from a local S3 API, serial vs concurrent
 	$(RUN) python tests/benchmarks/s3_fetch.py --objects $(or $(OBJECTS),20000)

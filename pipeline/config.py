@@ -77,6 +77,8 @@ class RunConfig:
 @dataclass
 class DuckDBConfig:
     path: str = "build/sparkify.duckdb"
+    #: DuckDB's memory cap for the load; past it, DuckDB spills to a temporary folder beside the file.
+    memory_limit: str = "1GB"
 
 
 @dataclass

@@ -15,7 +15,9 @@ def destination_for(config: Config) -> Destination:
     if target == "duckdb":
         from .duckdb import DuckDBDestination
 
-        return DuckDBDestination(config.warehouse.duckdb.path, config.warehouse.schema_name)
+        return DuckDBDestination(
+            config.warehouse.duckdb.path, config.warehouse.schema_name, config.warehouse.duckdb.memory_limit
+        )
     if target == "redshift":
         from .redshift import RedshiftDestination
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,38 @@ class Session(Protocol):
     def begin(self) -> None: ...
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
+
+
+class _Timed:
+    """A session that logs each statement's duration at debug level (for `-v` and for tuning)."""
+
+    def __init__(self, inner: Session):
+        self.inner = inner
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        start = time.perf_counter()
+        self.inner.execute(sql, params)
+        log.debug("%.2f s  %s", time.perf_counter() - start, " ".join(sql.split())[:140])
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        start = time.perf_counter()
+        rows = self.inner.fetchall(sql, params)
+        log.debug("%.2f s  %s", time.perf_counter() - start, " ".join(sql.split())[:140])
+        return rows
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        return self.inner.frame(sql)
+
+    def begin(self) -> None:
+        self.inner.begin()
+
+    def commit(self) -> None:
+        start = time.perf_counter()
+        self.inner.commit()
+        log.debug("%.2f s  COMMIT", time.perf_counter() - start)
+
+    def rollback(self) -> None:
+        self.inner.rollback()
 
 
 def scalar(session: Session, sql: str) -> Any:
@@ -132,7 +165,8 @@ class Destination(ABC):
         batches); they are reduced to one per key, the newest by version column, before the merge.
         """
         result = LoadResult()
-        with self.session() as s:
+        with self.session() as raw:
+            s = _Timed(raw)
             s.begin()
             try:
                 for stmt in self._ddl():
@@ -146,9 +180,10 @@ class Destination(ABC):
                 for table in loaded:
                     st = staged.tables[table.name]
                     temp = staging_table(table)
-                    self.stage_into(s, st, temp)
+                    self.stage_into(raw, st, temp)
                     temps.append(temp)
-                    if len(st.files) > 1:
+                    # Parts of different batches may share keys; counting is cheaper than always reducing.
+                    if len(st.files) > 1 and int(scalar(s, self.dialect.duplicate_keys(table, temp))):
                         deduped = temp + "_one"
                         s.execute(self.dialect.one_per_key(table, temp, deduped))
                         temps.append(deduped)

@@ -42,9 +42,10 @@ class _DuckSession:
 class DuckDBDestination(Destination):
     dialect = DUCKDB
 
-    def __init__(self, path: str, schema: str):
+    def __init__(self, path: str, schema: str, memory_limit: str = "1GB"):
         super().__init__(schema)
         self.path = path
+        self.memory_limit = memory_limit
 
     def describe(self) -> str:
         return f"duckdb:{self.path}"
@@ -52,7 +53,7 @@ class DuckDBDestination(Destination):
     @contextmanager
     def session(self) -> Iterator[Session]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(self.path)
+        con = duckdb.connect(self.path, config={"memory_limit": self.memory_limit})
         try:
             yield _DuckSession(con)
         finally:
