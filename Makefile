@@ -3,7 +3,7 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := .tools/bin/uv
 SYNCED := .venv/.synced
-RUN := $(UV) run --frozen
+RUN := $(UV) run --frozen --all-extras
 SONGS ?= 50000
 EVENTS ?= 1000000
 
@@ -18,7 +18,7 @@ $(UV):
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(SYNCED): $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen
+	$(UV) sync --frozen --all-extras
 	@touch $@
 
 install: $(SYNCED) ## create .venv from the lock file

@@ -20,8 +20,18 @@ def session(cfg: Config) -> boto3.Session:
 
 
 def configure_wrangler(cfg: Config) -> None:
-    """Point awswrangler at the configured S3 endpoint (an S3-compatible store, or a test server)."""
+    """Point awswrangler at the configured S3 endpoint, and pin its engine to the configured one.
+
+    awswrangler switches itself to Ray and Modin whenever they are installed; with ``engine: local`` it
+    must stay in-process, so the engine is always set explicitly.
+    """
     import awswrangler as wr
 
+    if cfg.engine == "ray":
+        wr.engine.set("ray")
+        wr.memory_format.set("modin")
+    else:
+        wr.engine.set("python")
+        wr.memory_format.set("pandas")
     if cfg.aws.s3_endpoint_url:
         wr.config.s3_endpoint_url = cfg.aws.s3_endpoint_url

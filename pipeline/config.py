@@ -127,7 +127,15 @@ class WarehouseConfig:
 
 
 @dataclass
+class RayConfig:
+    #: Ray cluster to join: "host:6379", "ray://host:10001", or "auto"; empty starts a local Ray.
+    address: str = ""
+
+
+@dataclass
 class Config:
+    #: local (one process) or ray (awswrangler's distributed mode: log batches run as Ray tasks).
+    engine: str = "local"
     source: SourceConfig = field(default_factory=SourceConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     staging: StagingConfig = field(default_factory=StagingConfig)
@@ -135,6 +143,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     aws: AwsConfig = field(default_factory=AwsConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
 
     def storage_options(self) -> dict[str, Any]:
         """fsspec/s3fs options for S3 URLs (never credentials: those come from the AWS chain).
@@ -260,6 +269,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"warehouse.target: {cfg.warehouse.target!r} is not one of {', '.join(TARGETS)}")
     if cfg.source.concurrency < 1:
         raise ConfigError(f"source.concurrency: must be at least 1, got {cfg.source.concurrency}")
+    if cfg.engine not in ("local", "ray"):
+        raise ConfigError(f"engine: {cfg.engine!r} is not one of local, ray")
     if cfg.source.batch_mb < 1:
         raise ConfigError(f"source.batch_mb: must be at least 1, got {cfg.source.batch_mb}")
     if cfg.run.attempts < 1:

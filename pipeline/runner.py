@@ -72,6 +72,8 @@ class Summary:
     rows_total: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     peak_memory_mb: dict[str, float] = field(default_factory=dict)
+    engine: str = "local"
+    ray_nodes_used: int = 0
     error: str | None = None
 
     def to_json(self) -> str:
@@ -207,8 +209,9 @@ class _Run:
             run_id=run_id, target=self.dest.describe(), mode="full refresh" if options.full_refresh else "incremental"
         )
         self.session = None
-        if cfg.staging.path.startswith("s3://"):
+        if cfg.staging.path.startswith("s3://") or cfg.warehouse.target == "redshift":
             aws.configure_wrangler(cfg)
+        if cfg.staging.path.startswith("s3://"):
             self.session = aws.session(cfg)
 
     def retry(self, step: str, fn: Callable[[], R]) -> R:
@@ -261,6 +264,51 @@ class _Run:
             stager.add(dims)
         del song_x, dims
 
+        if cfg.engine == "ray":
+            self.process_logs_on_ray(log_files, lookup, stager)
+        else:
+            self.process_logs_locally(log_fs, log_files, lookup, stager)
+        self.check_rejects()
+        faults.checkpoint("extracted")
+        with _timed(s, "stage"):
+            stager.add({"_sparkify_loaded_files": ledger_frame(song_files, log_files, self.run_id, utcnow())})
+            staged = stager.finish()
+        faults.checkpoint("staged")
+        with _timed(s, "load"):
+            try:
+                result = self.retry("loading", lambda: self.dest.load(staged, full_refresh=self.options.full_refresh))
+            except BaseException as exc:
+                exc.add_note(f"staged files kept for inspection in {staged.location}/")
+                raise
+        s.rows_merged = result.rows_merged
+        s.rows_total = result.rows_total
+        if not cfg.staging.keep:
+            staging.remove(staged, self.session)
+        s.status = "succeeded"
+        return s
+
+    def process_logs_on_ray(self, log_files: list[SourceFile], lookup: pd.DataFrame, stager: staging.Stager) -> None:
+        from . import distributed
+
+        s = self.summary
+        with _timed(s, "extract"):  # extraction, transforms and staging all run in the Ray tasks
+            distributed.init(self.cfg)
+            results = distributed.process_logs(self.cfg, self.run_id, log_files, lookup)
+        s.engine = "ray"
+        s.ray_nodes_used = len({r.node for r in results})
+        for r in results:
+            s.records_read["log_data"] = s.records_read.get("log_data", 0) + r.records
+            s.records_rejected["log_data"] = s.records_rejected.get("log_data", 0) + len(r.rejects)
+            s.bytes_read += r.bytes_read
+            if r.rejects:
+                s.rejects_file = append_rejects(r.rejects, self.cfg.rejects.path, self.run_id)
+            for name, path, rows in r.parts:
+                stager.record(name, path, rows)
+
+    def process_logs_locally(
+        self, log_fs: Any, log_files: list[SourceFile], lookup: pd.DataFrame, stager: staging.Stager
+    ) -> None:
+        cfg, s = self.cfg, self.summary
         # Logs in bounded batches; the next batch is fetched while this one is parsed and transformed.
         batch_bytes = cfg.source.batch_mb << 20
         batches = read_batches(log_fs, log_files, batch_bytes, cfg.source.concurrency)
@@ -281,24 +329,6 @@ class _Run:
             del frames, plays
             log.info("batch %d staged (%s records so far)", n, f"{s.records_read.get('log_data', 0):,}")
         bar.__exit__(None, None, None)
-        self.check_rejects()
-        faults.checkpoint("extracted")
-        with _timed(s, "stage"):
-            stager.add({"_sparkify_loaded_files": ledger_frame(song_files, log_files, self.run_id, utcnow())})
-            staged = stager.finish()
-        faults.checkpoint("staged")
-        with _timed(s, "load"):
-            try:
-                result = self.retry("loading", lambda: self.dest.load(staged, full_refresh=self.options.full_refresh))
-            except BaseException as exc:
-                exc.add_note(f"staged files kept for inspection in {staged.location}/")
-                raise
-        s.rows_merged = result.rows_merged
-        s.rows_total = result.rows_total
-        if not cfg.staging.keep:
-            staging.remove(staged, self.session)
-        s.status = "succeeded"
-        return s
 
     def check_rejects(self) -> None:
         s = self.summary

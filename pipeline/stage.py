@@ -75,22 +75,26 @@ class Stager:
         self.files: dict[str, list[str]] = {t.name: [] for t in (*TABLES, LOADED_FILES)}
         self.rows: dict[str, int] = dict.fromkeys(self.files, 0)
 
+    def write(self, name: str, frame: pd.DataFrame, part: str) -> str:
+        """Write one part file and return its path (also called from distributed tasks)."""
+        table = BY_NAME[name]
+        folder = f"{self.location}/{name}"
+        path = f"{folder}/part-{part}.parquet"
+        if self.remote:
+            _write_s3(frame, table, path, self.session)
+        else:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            pq.write_table(to_arrow(frame, table), path, compression="snappy")
+        return path
+
+    def record(self, name: str, path: str, rows: int) -> None:
+        self.files[name].append(path)
+        self.rows[name] += rows
+
     def add(self, frames: dict[str, pd.DataFrame]) -> None:
         for name, frame in frames.items():
-            table = BY_NAME[name]
-            self.files.setdefault(name, [])
-            self.rows.setdefault(name, 0)
-            if frame.empty:
-                continue
-            folder = f"{self.location}/{name}"
-            path = f"{folder}/part-{len(self.files[name]):05d}.parquet"
-            if self.remote:
-                _write_s3(frame, table, path, self.session)
-            else:
-                Path(folder).mkdir(parents=True, exist_ok=True)
-                pq.write_table(to_arrow(frame, table), path, compression="snappy")
-            self.files[name].append(path)
-            self.rows[name] += len(frame)
+            if not frame.empty:
+                self.record(name, self.write(name, frame, f"{len(self.files[name]):05d}"), len(frame))
 
     def finish(self) -> Staged:
         tables = {
