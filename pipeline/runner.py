@@ -371,7 +371,7 @@ def run(cfg: Config, options: RunOptions | None = None, run_id: str | None = Non
         r = _Run(cfg, options, run_id)
         started = utcnow()
         try:
-            r.retry("creating the schema", r.dest.ensure_schema)
+            r.retry("creating the schema", r.dest.create_schema)
             abandoned = r.retry("recording the run", lambda: r.dest.start_run(run_id, started))
             if abandoned:
                 log.warning(

@@ -158,6 +158,8 @@ class Destination(ABC):
     def load(self, staged: Staged, full_refresh: bool = False) -> LoadResult:
         """Merge the five staged star tables and the ledger, and check them, in one transaction.
 
+        The tables must exist (``create_schema``; a run creates them before it reads the ledger).
+
         All land, or none: a failure anywhere (a staged file, a check, a dropped connection, the process
         killed) leaves the star tables and the ledger as they were. With ``full_refresh`` the star tables
         and the ledger are emptied first, inside the same transaction, so the result equals a clean build.
@@ -169,8 +171,6 @@ class Destination(ABC):
             s = _Timed(raw)
             s.begin()
             try:
-                for stmt in self._ddl():
-                    s.execute(stmt)
                 if full_refresh:
                     for table in (*reversed(TABLES), LOADED_FILES):
                         s.execute(f"DELETE FROM {self.dialect.qualified(self.schema, table.name)}")
@@ -223,9 +223,6 @@ class Destination(ABC):
     def _select(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.session() as s:
             return s.fetchall(sql, params)
-
-    def ensure_schema(self) -> None:
-        self.create_schema()
 
     def loaded_files(self) -> dict[str, tuple[int, str]]:
         """url -> (size, version) of every file loaded so far."""

@@ -22,6 +22,7 @@ def _star(*events: dict, songs: tuple[dict, ...] = (song(),)) -> Star:
 
 
 def _load(dest: DuckDBDestination, star: Star, tmp: Path, run_id: str) -> None:
+    dest.create_schema()
     staged = staging.stage(star.frames(), str(tmp / "staging"), run_id)
     dest.load(staged)
 
