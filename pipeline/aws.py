@@ -20,18 +20,16 @@ def session(cfg: Config) -> boto3.Session:
 
 
 def configure_wrangler(cfg: Config) -> None:
-    """Point awswrangler at the configured S3 endpoint, and pin its engine to the configured one.
+    """Point awswrangler at the configured S3 endpoint, and keep it in-process.
 
-    awswrangler switches itself to Ray and Modin whenever they are installed; with ``engine: local`` it
-    must stay in-process, so the engine is always set explicitly.
+    awswrangler switches itself to Ray and Modin whenever they are installed, and its distributed functions
+    then expect Modin frames. The pipeline's frames are pandas in every engine: with ``engine: ray`` the
+    parallelism is one Ray task per batch of files (``distributed.py``), each calling awswrangler in-process,
+    so awswrangler is pinned to its Python engine everywhere, driver and workers alike.
     """
     import awswrangler as wr
 
-    if cfg.engine == "ray":
-        wr.engine.set("ray")
-        wr.memory_format.set("modin")
-    else:
-        wr.engine.set("python")
-        wr.memory_format.set("pandas")
+    wr.engine.set("python")
+    wr.memory_format.set("pandas")
     if cfg.aws.s3_endpoint_url:
         wr.config.s3_endpoint_url = cfg.aws.s3_endpoint_url

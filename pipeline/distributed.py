@@ -1,5 +1,8 @@
 """``engine: ray``: log batches as Ray tasks across a cluster, with the same pandas transforms.
 
+The Ray and Modin versions are those of awswrangler's distributed mode (the ``distributed`` extra), so
+one environment serves both; within each task awswrangler runs in-process on pandas frames.
+
 Each task reads its own group of log files (by URL, from S3 on a real cluster), parses them, runs the
 transforms and writes its Parquet parts to the staging location; the driver only receives counts and
 rejected records. The two transforms that need global state are handled so that tasks stay independent:
@@ -79,7 +82,7 @@ def _process(cfg: Config, run_id: str, task: int, files: list[SourceFile], looku
     from . import transform as T
     from .stage import Stager
 
-    aws.configure_wrangler(cfg)  # in the worker: awswrangler's engine as configured
+    aws.configure_wrangler(cfg)  # in the worker too: awswrangler in-process, on pandas frames
     fs, _ = open_fs(cfg.source.log_data, cfg.storage_options())
     session = aws.session(cfg) if cfg.staging.path.startswith("s3://") else None
     stager = Stager(cfg.staging.path, run_id, session)
