@@ -229,13 +229,16 @@ class _Run:
         )
         return fs, chosen
 
-    def count(self, x: Extracted) -> None:
+    def count(self, source: str, records: int, rejects: list[Reject], bytes_read: int) -> None:
         s = self.summary
-        s.records_read[x.spec.name] = s.records_read.get(x.spec.name, 0) + x.records
-        s.records_rejected[x.spec.name] = s.records_rejected.get(x.spec.name, 0) + len(x.rejects)
-        s.bytes_read += x.bytes_read
-        if x.rejects:
-            s.rejects_file = append_rejects(x.rejects, self.cfg.rejects.path, self.run_id)
+        s.records_read[source] = s.records_read.get(source, 0) + records
+        s.records_rejected[source] = s.records_rejected.get(source, 0) + len(rejects)
+        s.bytes_read += bytes_read
+        if rejects:
+            s.rejects_file = append_rejects(rejects, self.cfg.rejects.path, self.run_id)
+
+    def count_extracted(self, x: Extracted) -> None:
+        self.count(x.spec.name, x.records, x.rejects, x.bytes_read)
 
     def execute(self) -> Summary:
         cfg, s = self.cfg, self.summary
@@ -253,7 +256,7 @@ class _Run:
                 "reading song_data",
                 lambda: extract(SONG_SOURCE, song_fs, song_files, concurrency=cfg.source.concurrency),
             )
-        self.count(song_x)
+        self.count_extracted(song_x)
         with _timed(s, "transform"):
             lookup = T.song_lookup(song_x.frame)
             if stored is not None:
@@ -297,11 +300,7 @@ class _Run:
         s.engine = "ray"
         s.ray_nodes_used = len({r.node for r in results})
         for r in results:
-            s.records_read["log_data"] = s.records_read.get("log_data", 0) + r.records
-            s.records_rejected["log_data"] = s.records_rejected.get("log_data", 0) + len(r.rejects)
-            s.bytes_read += r.bytes_read
-            if r.rejects:
-                s.rejects_file = append_rejects(r.rejects, self.cfg.rejects.path, self.run_id)
+            self.count(LOG_SOURCE.name, r.records, r.rejects, r.bytes_read)
             for name, path, rows in r.parts:
                 stager.record(name, path, rows)
 
@@ -318,7 +317,7 @@ class _Run:
             with _timed(s, "extract"):
                 log_x = extract_segments(LOG_SOURCE, log_files, segments)
             del segments
-            self.count(log_x)
+            self.count_extracted(log_x)
             with _timed(s, "transform"):
                 plays = T.songplays(log_x.frame, lookup)
                 frames = {"users": T.users(log_x.frame), "time": T.time(plays), "songplays": plays}
