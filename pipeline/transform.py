@@ -193,15 +193,13 @@ def time(songplays_frame: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class Star:
-    """The five star frames of one run, and the counts the checks reconcile against."""
+    """The five star frames of one run."""
 
     users: pd.DataFrame
     songs: pd.DataFrame
     artists: pd.DataFrame
     time: pd.DataFrame
     songplays: pd.DataFrame
-    # NextSong events with a userId as read, before removing events seen twice.
-    play_events: int
 
     def frames(self) -> dict[str, pd.DataFrame]:
         return {
@@ -247,5 +245,4 @@ def build_star(song_records: pd.DataFrame, events: pd.DataFrame, stored_lookup: 
         artists=artists(song_records),
         time=time(fact),
         songplays=fact,
-        play_events=len(plays(events)),
     )

@@ -302,7 +302,3 @@ class Destination(ABC):
         """The integrity checks alone, against what is committed."""
         with self.session() as s:
             return run_checks(integrity_checks(self.dialect, self.schema), lambda sql: scalar(s, sql))
-
-    def table_counts(self) -> dict[str, int]:
-        with self.session() as s:
-            return self.counts(s)
