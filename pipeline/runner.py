@@ -29,7 +29,7 @@ from . import stage as staging
 from . import transform as T
 from .config import Config, is_url
 from .discover import SourceFile, discover
-from .extract import Extracted, Reject, extract, extract_segments, read_batches
+from .extract import Extracted, Reject, extract, extract_prepared, prepare, read_batches
 from .generate import generate, is_empty
 from .load import destination_for
 from .load.base import Destination
@@ -308,15 +308,20 @@ class _Run:
         self, log_fs: Any, log_files: list[SourceFile], lookup: pd.DataFrame, stager: staging.Stager
     ) -> None:
         cfg, s = self.cfg, self.summary
-        # Logs in bounded batches; the next batch is fetched while this one is parsed and transformed.
+        # Logs in bounded batches; the next batch is fetched, its lines counted and its UTF-8 checked in
+        # the background while this one is parsed and transformed.
         batch_bytes = cfg.source.batch_mb << 20
-        batches = read_batches(log_fs, log_files, batch_bytes, cfg.source.concurrency)
+        names = [f.url for f in log_files]
+        batches = (
+            prepare(LOG_SOURCE, names, segments)
+            for segments in read_batches(log_fs, log_files, batch_bytes, cfg.source.concurrency)
+        )
         bar = Progress("log data", total=sum(f.size for f in log_files), unit="B")
-        for n, segments in enumerate(prefetch(batches), start=1):
-            bar.update(sum(len(seg.data) for seg in segments))
+        for n, prepared in enumerate(prefetch(batches), start=1):
+            bar.update(prepared.bytes_read)
             with _timed(s, "extract"):
-                log_x = extract_segments(LOG_SOURCE, log_files, segments)
-            del segments
+                log_x = extract_prepared(LOG_SOURCE, log_files, prepared)
+            del prepared
             self.count_extracted(log_x)
             with _timed(s, "transform"):
                 plays = T.songplays(log_x.frame, lookup)

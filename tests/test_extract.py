@@ -100,3 +100,23 @@ def test_files_without_final_newline_are_not_glued_together() -> None:
 def test_mojibake_is_kept_byte_for_byte() -> None:
     x = parse_lines(LOG_SOURCE, {A: jsonl([event(artist="BjÃ\u0083Â¶rk")])})
     assert x.frame["artist"].item() == "BjÃ\u0083Â¶rk"
+
+
+def test_a_record_longer_than_a_parse_block_is_kept() -> None:
+    # Big files are parsed in 16 MB blocks; a 40 MB record straddles two block boundaries, which pyarrow
+    # refuses at that block size. It must be kept whole, not lost or split.
+    long_agent = "M" * (40 << 20)
+    x = parse_lines(LOG_SOURCE, {A: lines(event(itemInSession=0), event(itemInSession=1, userAgent=long_agent))})
+    assert x.rejects == []
+    assert x.frame["userAgent"].str.len().tolist() == [len(event()["userAgent"]), len(long_agent)]
+    assert x.frame["_line"].tolist() == [1, 2]
+
+
+def test_many_small_files_and_big_ones_keep_their_lines_across_parse_groups() -> None:
+    # Small files are parsed together in groups, big ones alone; provenance must survive both.
+    files = {f"log_data/small-{i}.json": jsonl([event(itemInSession=k) for k in range(3)]) for i in range(50)}
+    files["log_data/big.json"] = jsonl([event(itemInSession=k, song="s" * 400) for k in range(45_000)])
+    x = parse_lines(LOG_SOURCE, files)
+    assert x.rejects == [] and len(x.frame) == 50 * 3 + 45_000
+    assert (x.frame["_line"] == x.frame["itemInSession"] + 1).all()
+    assert x.frame.groupby("_file").size().tolist() == [45_000] + [3] * 50  # big.json sorts first
