@@ -72,23 +72,36 @@ def _ms_to_timestamp(ms: pd.Series) -> pd.Series:
     return pd.to_datetime(ms.astype("int64"), unit="ms")
 
 
+def _latest_per_user(events: pd.DataFrame) -> np.ndarray:
+    """Row positions of each known user's latest event by (ts, sessionId, itemInSession), in row order.
+
+    Hash aggregation finds each user's latest ts; only the rows at that ts (usually one per user) are
+    sorted to break ties. Sorting every event by four keys was 6x slower on a 666k-event batch.
+    """
+    known = (events["userId"] != "").to_numpy(bool, na_value=False)
+    rows = np.flatnonzero(known)
+    if not len(rows):
+        return rows
+    codes = pd.factorize(events["userId"].array[known])[0]
+    ts = events["ts"].to_numpy("int64", na_value=-1)[rows]
+    latest_ts = pd.Series(ts).groupby(codes).max().to_numpy()  # indexed by code: codes are 0..k-1
+    at_latest = ts == latest_ts[codes]
+    rows, codes = rows[at_latest], codes[at_latest]
+    session = events["sessionId"].to_numpy("int64", na_value=-1)[rows]
+    item = events["itemInSession"].to_numpy("int64", na_value=-1)[rows]
+    order = np.lexsort((item, session, codes))
+    sorted_codes = codes[order]
+    is_last = np.append(sorted_codes[1:] != sorted_codes[:-1], True)
+    return np.sort(rows[order[is_last]])
+
+
 def users(events: pd.DataFrame) -> pd.DataFrame:
     """One row per non-empty userId, from the user's latest event by ts (any page, not only NextSong).
 
     Ties on ts (two events in the same millisecond) go to the later item in the later session, so
     the result does not depend on file order.
     """
-    # Latest event per user by (ts, sessionId, itemInSession): a numpy lexsort over integer codes,
-    # touching only the key columns, is about 5x faster than filtering and sorting the whole frame.
-    known = (events["userId"] != "").to_numpy(bool, na_value=False)
-    rows = np.flatnonzero(known)
-    codes = pd.factorize(events["userId"])[0][rows]
-    order = np.lexsort(
-        (*(events[c].to_numpy("int64", na_value=-1)[rows] for c in ("itemInSession", "sessionId", "ts")), codes)
-    )
-    sorted_codes = codes[order]
-    is_last = np.append(sorted_codes[1:] != sorted_codes[:-1], True) if len(order) else np.zeros(0, bool)
-    df = events.iloc[np.sort(rows[order[is_last]])]
+    df = events.iloc[_latest_per_user(events)]
     out = pd.DataFrame(
         {
             "user_id": df["userId"],
@@ -119,10 +132,12 @@ PLAY_FIELDS = [
 def plays(events: pd.DataFrame) -> pd.DataFrame:
     """The events that are song plays: ``page = 'NextSong'`` by a known user (only the fields plays use).
 
-    Selecting the columns before the row filter copies half the data: the filter is most of the cost.
+    Filtering column by column is 4x faster than ``.loc[mask, columns]`` on Arrow-backed columns, which
+    goes through pandas' block manager; the filter is most of the cost of ``songplays``.
     """
     mask = ((events["page"] == NEXT_SONG) & (events["userId"] != "")).to_numpy(bool, na_value=False)
-    return events.loc[mask, PLAY_FIELDS]
+    index = events.index[mask]
+    return pd.DataFrame({c: events[c].array[mask] for c in PLAY_FIELDS}, index=index)
 
 
 def songplay_ids(user_id: pd.Series, session_id: pd.Series, item_in_session: pd.Series) -> pd.Series:
@@ -156,7 +171,9 @@ def songplays(events: pd.DataFrame, lookup: pd.DataFrame) -> pd.DataFrame:
     """One row per NextSong event with a userId; an event seen twice (in two files) is kept once."""
     df = plays(events)
     df = df.drop_duplicates(["userId", "sessionId", "itemInSession"], keep="first")
-    df = df.merge(lookup, how="left", on=["song", "artist", "length"], sort=False, validate="many_to_one")
+    # The lookup holds one row per key by construction (``song_lookup``, ``combine_lookups``); validating
+    # that again here would cost as much as the join.
+    df = df.merge(lookup, how="left", on=["song", "artist", "length"], sort=False)
     out = pd.DataFrame(
         {
             "songplay_id": songplay_ids(df["userId"], df["sessionId"], df["itemInSession"]),
