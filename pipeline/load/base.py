@@ -118,7 +118,10 @@ class Destination(ABC):
 
     @abstractmethod
     def stage_into(self, session: Session, staged: StagedTable, temp_name: str) -> None:
-        """Create temporary table ``temp_name`` shaped like the target table, holding the staged files."""
+        """Make ``temp_name`` (a temporary table or view) hold the staged files, typed like the target table.
+
+        Temporary objects last as long as the session, which ends with the load, so nothing drops them.
+        """
 
     def describe(self) -> str:
         return self.dialect.name
@@ -175,18 +178,15 @@ class Destination(ABC):
                     for table in (*reversed(TABLES), LOADED_FILES):
                         s.execute(f"DELETE FROM {self.dialect.qualified(self.schema, table.name)}")
                 loaded = [t for t in (*TABLES, LOADED_FILES) if t.name in staged.tables]
-                temps: list[str] = []
                 source: dict[str, str] = {}
                 for table in loaded:
                     st = staged.tables[table.name]
                     temp = staging_table(table)
                     self.stage_into(raw, st, temp)
-                    temps.append(temp)
                     # Parts of different batches may share keys; counting is cheaper than always reducing.
-                    if len(st.files) > 1 and int(scalar(s, self.dialect.duplicate_keys(table, temp))):
+                    if len(st.files) > 1 and int(scalar(s, self.dialect.repeated_keys(table, quote(temp)))):
                         deduped = temp + "_one"
                         s.execute(self.dialect.one_per_key(table, temp, deduped))
-                        temps.append(deduped)
                         temp = deduped
                     source[table.name] = temp
                     for stmt in self.dialect.merge(self.schema, table, temp):
@@ -203,8 +203,6 @@ class Destination(ABC):
                 if failures:
                     raise CheckFailed(failures)
                 result.rows_total = self.counts(s)
-                for temp in reversed(temps):
-                    s.execute(f"DROP TABLE IF EXISTS {quote(temp)}")
                 faults.checkpoint("before-commit")
                 s.commit()
             except BaseException:

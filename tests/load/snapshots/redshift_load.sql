@@ -212,15 +212,15 @@ INSERT INTO "<schema>"."_sparkify_loaded_files" ("url", "source", "size", "versi
 ;
 SELECT COUNT(*) FROM "stg_songplays"
 ;
-SELECT COUNT(*) FROM (SELECT "user_id" FROM "<schema>"."users" GROUP BY "user_id" HAVING COUNT(*) > 1) d
+SELECT COUNT("user_id") - COUNT(DISTINCT "user_id") FROM "<schema>"."users"
 ;
 SELECT COUNT(*) FROM "<schema>"."users" WHERE "user_id" IS NULL
 ;
-SELECT COUNT(*) FROM (SELECT "artist_id" FROM "<schema>"."artists" GROUP BY "artist_id" HAVING COUNT(*) > 1) d
+SELECT COUNT("artist_id") - COUNT(DISTINCT "artist_id") FROM "<schema>"."artists"
 ;
 SELECT COUNT(*) FROM "<schema>"."artists" WHERE "artist_id" IS NULL
 ;
-SELECT COUNT(*) FROM (SELECT "song_id" FROM "<schema>"."songs" GROUP BY "song_id" HAVING COUNT(*) > 1) d
+SELECT COUNT("song_id") - COUNT(DISTINCT "song_id") FROM "<schema>"."songs"
 ;
 SELECT COUNT(*) FROM "<schema>"."songs" WHERE "song_id" IS NULL
 ;
@@ -228,11 +228,11 @@ SELECT COUNT(*) FROM "<schema>"."songs" c WHERE c."artist_id" IS NOT NULL AND NO
 ;
 SELECT COUNT(*) FROM "<schema>"."songs" WHERE "artist_id" IS NULL
 ;
-SELECT COUNT(*) FROM (SELECT "start_time" FROM "<schema>"."time" GROUP BY "start_time" HAVING COUNT(*) > 1) d
+SELECT COUNT("start_time") - COUNT(DISTINCT "start_time") FROM "<schema>"."time"
 ;
 SELECT COUNT(*) FROM "<schema>"."time" WHERE "start_time" IS NULL
 ;
-SELECT COUNT(*) FROM (SELECT "songplay_id" FROM "<schema>"."songplays" GROUP BY "songplay_id" HAVING COUNT(*) > 1) d
+SELECT COUNT("songplay_id") - COUNT(DISTINCT "songplay_id") FROM "<schema>"."songplays"
 ;
 SELECT COUNT(*) FROM "<schema>"."songplays" WHERE "songplay_id" IS NULL
 ;
@@ -259,18 +259,6 @@ SELECT COUNT(*) FROM "<schema>"."songs"
 SELECT COUNT(*) FROM "<schema>"."time"
 ;
 SELECT COUNT(*) FROM "<schema>"."songplays"
-;
-DROP TABLE IF EXISTS "stg__sparkify_loaded_files"
-;
-DROP TABLE IF EXISTS "stg_songplays"
-;
-DROP TABLE IF EXISTS "stg_time"
-;
-DROP TABLE IF EXISTS "stg_songs"
-;
-DROP TABLE IF EXISTS "stg_artists"
-;
-DROP TABLE IF EXISTS "stg_users"
 ;
 commit
 ;
