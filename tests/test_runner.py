@@ -1,0 +1,54 @@
+"""The runner's background prefetch: order kept, errors raised in the caller, no thread left behind."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
+
+import pytest
+
+from pipeline.runner import prefetch
+
+
+def test_items_arrive_in_order_while_the_next_is_produced_in_the_background() -> None:
+    produced_by: list[str] = []
+
+    def items() -> Iterator[int]:
+        for i in range(5):
+            produced_by.append(threading.current_thread().name)
+            yield i
+
+    assert list(prefetch(items())) == [0, 1, 2, 3, 4]
+    assert set(produced_by) == {"prefetch"}
+
+
+def test_an_error_in_the_producer_is_raised_in_the_caller_after_the_good_items() -> None:
+    def items() -> Iterator[int]:
+        yield 1
+        raise ValueError("bad batch in log_data/2018-11-03-events.json")
+
+    got = []
+    with pytest.raises(ValueError, match="2018-11-03"):
+        for item in prefetch(items()):
+            got.append(item)
+    assert got == [1]
+
+
+def test_a_caller_that_stops_early_stops_the_producer() -> None:
+    produced = 0
+
+    def items() -> Iterator[int]:
+        nonlocal produced
+        for i in range(1_000):
+            produced += 1
+            yield i
+
+    with closing(prefetch(items())) as it:
+        assert next(it) == 0
+    deadline = time.monotonic() + 5
+    while any(t.name == "prefetch" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "prefetch" for t in threading.enumerate())
+    assert produced < 10  # it stopped after the queue filled, not after producing everything
