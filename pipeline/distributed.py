@@ -3,9 +3,12 @@
 The Ray and Modin versions are those of awswrangler's distributed mode (the ``distributed`` extra), so
 one environment serves both; within each task awswrangler runs in-process on pandas frames.
 
-Each task reads its own group of log files (by URL, from S3 on a real cluster), parses them, runs the
-transforms and writes its Parquet parts to the staging location; the driver only receives counts and
-rejected records. The two transforms that need global state are handled so that tasks stay independent:
+Song files are read by tasks too, one group per cluster CPU: tens of thousands of small objects are a
+driver's slowest read, and their parsed rows are small, so they come back to the driver, which builds the
+song and artist dimensions and the lookup from them. Each log task reads its own group of log files (by URL,
+from S3 on a real cluster), parses them, runs the transforms and writes its Parquet parts to the staging
+location; the driver only receives counts and rejected records. The two transforms that need global state
+are handled so that tasks stay independent:
 
 - song matching: the song lookup (this run's songs plus the warehouse's catalogue) is built once on the
   driver and broadcast to every task through Ray's object store;
@@ -25,8 +28,8 @@ import pandas as pd
 
 from .config import Config
 from .discover import SourceFile, open_fs
-from .extract import Reject, extract_segments, read_batches
-from .sources import LOG_SOURCE
+from .extract import FILE_COL, Extracted, Reject, extract, extract_segments, read_batches
+from .sources import LOG_SOURCE, SONG_SOURCE
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,51 @@ def plan(files: list[SourceFile], batch_bytes: int) -> list[list[int]]:
         groups[-1].append(i)
         size += f.size
     return groups
+
+
+def _read_songs(cfg: Config, files: list[SourceFile]) -> tuple[Extracted, str]:
+    """One Ray task: fetch and parse a group of song files."""
+    import ray
+
+    fs, _ = open_fs(cfg.source.song_data, cfg.storage_options())
+    x = extract(SONG_SOURCE, fs, files, concurrency=cfg.source.concurrency)
+    return x, ray.get_runtime_context().get_node_id()
+
+
+def extract_songs(cfg: Config, files: list[SourceFile]) -> tuple[Extracted, set[str], int]:
+    """The song files read by tasks across the cluster, as one extraction (``_file`` indexes ``files``).
+
+    Also returns the nodes the tasks ran on and how many tasks there were.
+    """
+    import ray
+
+    if not files:
+        return extract_segments(SONG_SOURCE, [], []), set(), 0
+    # One run of consecutive files per cluster CPU, split further where one would exceed a batch.
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    per = -(-len(files) // cpus)
+    groups = [
+        [start + i for i in part]
+        for start in range(0, len(files), per)
+        for part in plan(files[start : start + per], cfg.source.batch_mb << 20)
+    ]
+    remote = ray.remote(_read_songs).options(scheduling_strategy="SPREAD", max_retries=2)
+    futures = [remote.remote(cfg, [files[i] for i in group]) for group in groups]
+    log.info("Ray engine: %d song file groups submitted as tasks", len(futures))
+    results: list[tuple[Extracted, str]] = ray.get(futures)
+    frames = []
+    for group, (x, _) in zip(groups, results, strict=True):
+        frame = x.frame
+        frame[FILE_COL] = frame[FILE_COL] + group[0]  # groups are runs of consecutive files
+        frames.append(frame)
+    out = Extracted(
+        spec=SONG_SOURCE,
+        files=files,
+        frame=pd.concat(frames, ignore_index=True),
+        rejects=[r for x, _ in results for r in x.rejects],
+        bytes_read=sum(x.bytes_read for x, _ in results),
+    )
+    return out, {node for _, node in results}, len(results)
 
 
 def _process(cfg: Config, run_id: str, task: int, files: list[SourceFile], lookup: pd.DataFrame) -> BatchResult:

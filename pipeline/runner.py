@@ -75,6 +75,7 @@ class Summary:
     peak_memory_mb: dict[str, float] = field(default_factory=dict)
     engine: str = "local"
     ray_nodes_used: int = 0
+    ray_tasks: dict[str, int] = field(default_factory=dict)
     error: str | None = None
 
     def to_json(self) -> str:
@@ -210,6 +211,7 @@ class _Run:
             run_id=run_id, target=self.dest.describe(), mode="full refresh" if options.full_refresh else "incremental"
         )
         self.session = None
+        self.ray_nodes: set[str] = set()
         if cfg.staging.path.startswith("s3://") or cfg.warehouse.target == "redshift":
             aws.configure_wrangler(cfg)
         if cfg.staging.path.startswith("s3://"):
@@ -253,10 +255,7 @@ class _Run:
 
         # Songs first, in one batch: the catalogue is small and every log batch needs its lookup.
         with _timed(s, "extract"):
-            song_x = self.retry(
-                "reading song_data",
-                lambda: extract(SONG_SOURCE, song_fs, song_files, concurrency=cfg.source.concurrency),
-            )
+            song_x = self.read_songs(song_fs, song_files)
         self.count_extracted(song_x)
         with _timed(s, "transform"):
             lookup = T.song_lookup(song_x.frame)
@@ -294,15 +293,30 @@ class _Run:
         s.status = "succeeded"
         return s
 
+    def read_songs(self, song_fs: Any, song_files: list[SourceFile]) -> Extracted:
+        if self.cfg.engine == "ray":
+            from . import distributed
+
+            distributed.init(self.cfg)
+            song_x, nodes, tasks = distributed.extract_songs(self.cfg, song_files)
+            self.ray_nodes |= nodes
+            self.summary.ray_tasks[SONG_SOURCE.name] = tasks
+            return song_x
+        return self.retry(
+            "reading song_data",
+            lambda: extract(SONG_SOURCE, song_fs, song_files, concurrency=self.cfg.source.concurrency),
+        )
+
     def process_logs_on_ray(self, log_files: list[SourceFile], lookup: pd.DataFrame, stager: staging.Stager) -> None:
         from . import distributed
 
         s = self.summary
         with _timed(s, "extract"):  # extraction, transforms and staging all run in the Ray tasks
-            distributed.init(self.cfg)
             results = distributed.process_logs(self.cfg, self.run_id, log_files, lookup)
         s.engine = "ray"
-        s.ray_nodes_used = len({r.node for r in results})
+        s.ray_tasks[LOG_SOURCE.name] = len(results)
+        self.ray_nodes |= {r.node for r in results}
+        s.ray_nodes_used = len(self.ray_nodes)
         for r in results:
             self.count(LOG_SOURCE.name, r.records, r.rejects, r.bytes_read)
             for name, path, rows in r.parts:

@@ -54,6 +54,9 @@ def test_ray_engine_builds_the_same_star_tables(sample_dir: Path, tmp_path: Path
     config.write_text(config.read_text() + f"engine: ray\nray:\n  address: {ray_cluster}\n")
     summary = run_json(config, env={"RAY_USAGE_STATS_ENABLED": "0"})
     assert summary["engine"] == "ray" and summary["ray_nodes_used"] == 2, "tasks ran on the head and the worker"
+    # Song files too are read by tasks: one group per cluster CPU (one on each node here).
+    assert summary["ray_tasks"]["song_data"] == 2 and summary["ray_tasks"]["log_data"] >= 4
+    assert summary["records_read"]["song_data"] == 71
     assert summary["records_read"]["log_data"] == 8056
     a, b = read_tables(local / "wh.duckdb"), read_tables(distributed / "wh.duckdb")
     for name in a:

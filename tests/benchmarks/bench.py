@@ -120,6 +120,7 @@ def measure(songs: int, events: int, data: Path) -> dict:
     for stage, secs in summary["seconds"].items():
         rate = f"{records / secs:,.0f}" if secs > 0.01 else "-"
         print(f"{stage:<10} {secs:>8.2f} {rate:>12} {summary['peak_memory_mb'].get(stage, 0):>8,.0f}")
+    print("(log batches are parsed in a background thread: 'extract' is the time spent waiting for them)")
     stages = sum(summary["seconds"].values())
     print(f"{'stages':<10} {stages:>8.2f} {records / stages:>12,.0f}")
     print(f"{'process':<10} {wall:>8.2f} {records / wall:>12,.0f} {rss:>8,.0f}   (wall, with interpreter start-up)")
