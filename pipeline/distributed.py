@@ -81,8 +81,15 @@ def _read_songs(cfg: Config, files: list[SourceFile]) -> tuple[Extracted, str]:
     """One Ray task: fetch and parse a group of song files."""
     import ray
 
+    from .retry import with_retries
+
     fs, _ = open_fs(cfg.source.song_data, cfg.storage_options())
-    x = extract(SONG_SOURCE, fs, files, concurrency=cfg.source.concurrency)
+    x = with_retries(
+        "reading song_data",
+        lambda: extract(SONG_SOURCE, fs, files, concurrency=cfg.source.concurrency),
+        attempts=cfg.run.attempts,
+        base_delay=cfg.run.retry_base_seconds,
+    )
     return x, ray.get_runtime_context().get_node_id()
 
 

@@ -211,10 +211,10 @@ class _Piece:
 
 @dataclass
 class Prepared:
-    """A batch checked and cut into pieces, ready to parse: the work that needs no parser.
+    """A batch checked and cut into pieces, ready to parse: line counts, UTF-8 checks, whole-file rejects.
 
-    Preparing is kept apart from parsing so a background thread can prepare the next batch (line
-    counts, UTF-8 checks) while the current one is parsed and transformed.
+    Everything here works on bytes alone; the parser then only ever sees pieces whose lines are counted,
+    so every parsed row can be traced back to its file and line.
     """
 
     pieces: list[_Piece]

