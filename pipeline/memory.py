@@ -23,27 +23,29 @@ def reset_peak() -> bool:
         return False
 
 
-def peak_mb() -> float:
-    """Peak resident set size since the last ``reset_peak`` (or since start), in MB."""
+def _status_mb(field: str) -> float | None:
+    """A memory figure from /proc/self/status (``VmHWM``, ``VmRSS``), in MB; None where there is none."""
     try:
         for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return None
+
+
+def peak_mb() -> float:
+    """Peak resident set size since the last ``reset_peak`` (or since start), in MB."""
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
 def rss_mb() -> float:
     """Resident set size now, in MB (0 where /proc is missing)."""
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return _status_mb("VmRSS") or 0.0
 
 
 def release() -> None:
