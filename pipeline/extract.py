@@ -210,7 +210,7 @@ class _Piece:
 
 
 @dataclass
-class Prepared:
+class _Prepared:
     """A batch checked and cut into pieces, ready to parse: line counts, UTF-8 checks, whole-file rejects.
 
     Everything here works on bytes alone; the parser then only ever sees pieces whose lines are counted,
@@ -349,7 +349,7 @@ class _Parser:
         self.rejects.append(Reject(self.spec.name, self.names[piece.file], line, reason, _raw(raw)))
 
 
-def prepare(spec: SourceSpec, names: Sequence[str], segments: Sequence[Segment]) -> Prepared:
+def _prepare(spec: SourceSpec, names: Sequence[str], segments: Sequence[Segment]) -> _Prepared:
     """Count lines, check UTF-8 and set aside empty or unusable files, without parsing anything."""
     pieces: list[_Piece] = []
     rejects: list[Reject] = []
@@ -374,7 +374,7 @@ def prepare(spec: SourceSpec, names: Sequence[str], segments: Sequence[Segment])
                 pieces.extend(_valid_utf8_runs(seg, spec, names, rejects))
                 continue
         pieces.append(_Piece(i, seg.first_line, data, _count_lines(data)))
-    return Prepared(pieces, rejects, sum(len(seg.data) for seg in segments))
+    return _Prepared(pieces, rejects, sum(len(seg.data) for seg in segments))
 
 
 def _valid_utf8_runs(seg: Segment, spec: SourceSpec, names: Sequence[str], rejects: list[Reject]) -> Iterator[_Piece]:
@@ -473,11 +473,11 @@ def _raw_line(pieces: Sequence[_Piece], file: int, line: int, cache: dict[int, l
 
 def extract_segments(spec: SourceSpec, files: Sequence[SourceFile], segments: Sequence[Segment]) -> Extracted:
     """Parse one batch of segments of ``files``; ``_file`` in the frame indexes ``files``."""
-    return extract_prepared(spec, files, prepare(spec, [f.url for f in files], segments))
+    return _extract_prepared(spec, files, _prepare(spec, [f.url for f in files], segments))
 
 
-def extract_prepared(spec: SourceSpec, files: Sequence[SourceFile], prepared: Prepared) -> Extracted:
-    """Parse one prepared batch (see ``prepare``) into a typed frame; invalid records go to ``rejects``."""
+def _extract_prepared(spec: SourceSpec, files: Sequence[SourceFile], prepared: _Prepared) -> Extracted:
+    """Parse one prepared batch (see ``_prepare``) into a typed frame; invalid records go to ``rejects``."""
     files = list(files)
     names = [f.url for f in files]
     parser = _Parser(spec, names, prepared.rejects)
