@@ -89,16 +89,22 @@ def integrity_checks(dialect: Dialect, schema: str) -> list[Check]:
     return checks
 
 
-def reconciliation_check(dialect: Dialect, schema: str, staging: str, expected: int) -> Check:
-    """Every songplay of this run is in the warehouse: as many as there were distinct play events."""
-    songplays = BY_NAME["songplays"]
-    t = dialect.qualified(schema, songplays.name)
-    key = quote(songplays.primary_key[0])
+def reconciliation_check(dialect: Dialect, schema: str, staged: str | None, derived: str, contested: str) -> Check:
+    """Every play this run wrote is in the warehouse: the staged ones that were not contested, and those
+    derived again for contested events."""
+    t = dialect.qualified(schema, BY_NAME["songplays"].name)
+    fresh = (
+        f'SELECT "songplay_id" FROM {staged} WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM {contested}) UNION '
+        if staged
+        else ""
+    )
+    expected = f'({fresh}SELECT "songplay_id" FROM {derived})'
     return Check(
         "songplays.reconciles_with_events",
-        f"SELECT COUNT(*) FROM {t} s WHERE EXISTS (SELECT 1 FROM {quote(staging)} g WHERE g.{key} = s.{key})",
-        expected,
-        "songplays of this run's NextSong events (with a userId) present in the warehouse",
+        f'SELECT (SELECT COUNT(*) FROM {expected} e) - (SELECT COUNT(*) FROM {t} s WHERE s."songplay_id" IN '
+        f'(SELECT "songplay_id" FROM {expected} e))',
+        0,
+        "plays of this run's NextSong events (with a userId) missing from the warehouse",
     )
 
 

@@ -1,8 +1,9 @@
-"""The star schema, defined once.
+"""The warehouse schema, defined once.
 
-Every DDL statement, every staged Parquet file and every merge is derived from the objects below, so a
-column added here reaches DuckDB, Redshift, the staging files and the checks together and cannot drift
-between them. Types are logical; each warehouse dialect maps them to its own names (see ``sql.py``).
+Every DDL statement, every staged Parquet file, every merge, every check and the README's diagram are derived
+from the objects below, so a column added here reaches DuckDB, Redshift, the staging files and the checks
+together and cannot drift between them. Types are logical; ``TYPES`` says what each is called by Arrow (staging),
+awswrangler (Athena names), SQL and the ER diagram.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pyarrow as pa
 
 
 class Kind(Enum):
-    """Logical column types, each with one Arrow type used for staging."""
+    """Logical column types."""
 
     TEXT = "text"
     INT = "int"
@@ -24,14 +25,22 @@ class Kind(Enum):
     TIMESTAMP = "timestamp"
 
 
-ARROW_TYPES: dict[Kind, pa.DataType] = {
-    Kind.TEXT: pa.string(),
-    Kind.INT: pa.int32(),
-    Kind.BIGINT: pa.int64(),
-    Kind.SMALLINT: pa.int16(),
-    Kind.DOUBLE: pa.float64(),
+@dataclass(frozen=True)
+class TypeNames:
+    arrow: pa.DataType
+    athena: str  # how awswrangler names it when it writes Parquet to S3
+    sql: str  # both warehouses' name (Redshift adds a VARCHAR length)
+    er: str  # the mermaid diagram's
+
+
+TYPES: dict[Kind, TypeNames] = {
+    Kind.TEXT: TypeNames(pa.string(), "string", "VARCHAR", "varchar"),
+    Kind.INT: TypeNames(pa.int32(), "int", "INTEGER", "int"),
+    Kind.BIGINT: TypeNames(pa.int64(), "bigint", "BIGINT", "bigint"),
+    Kind.SMALLINT: TypeNames(pa.int16(), "smallint", "SMALLINT", "smallint"),
+    Kind.DOUBLE: TypeNames(pa.float64(), "double", "DOUBLE PRECISION", "double"),
     # Naive UTC: Redshift's TIMESTAMP has no zone, and analysts' queries compare against UTC literals.
-    Kind.TIMESTAMP: pa.timestamp("us"),
+    Kind.TIMESTAMP: TypeNames(pa.timestamp("us"), "timestamp", "TIMESTAMP", "timestamp"),
 }
 
 
@@ -67,14 +76,21 @@ class Table:
     dist_style: str = "EVEN"
     dist_key: str | None = None
     sort_key: tuple[str, ...] = ()
-    # When set, a staged row replaces a stored row of the same key only if this column is not older,
-    # so that backfills of old data never overwrite newer facts (a user's latest level).
-    version_column: str | None = None
+    # A run replaces this table's rows by this key (a prefix of the primary key): every row of a user in
+    # ``user_levels`` is rewritten together. Defaults to the primary key.
+    replace_key: tuple[str, ...] = ()
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {c.name: c for c in self.columns})
-        for name in (*self.primary_key, *self.sort_key, *(fk.column for fk in self.foreign_keys)):
+        if not self.replace_key:
+            object.__setattr__(self, "replace_key", self.primary_key)
+        for name in (
+            *self.primary_key,
+            *self.sort_key,
+            *self.replace_key,
+            *(fk.column for fk in self.foreign_keys),
+        ):
             if name not in self._by_name:
                 raise ValueError(f"table {self.name}: unknown column {name!r}")
         if self.dist_key is not None and self.dist_key not in self._by_name:
@@ -88,11 +104,19 @@ class Table:
         return self._by_name[name]
 
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, ARROW_TYPES[c.kind], nullable=c.nullable) for c in self.columns])
+        return pa.schema([pa.field(c.name, TYPES[c.kind].arrow, nullable=c.nullable) for c in self.columns])
+
+    def keys_table(self) -> Table:
+        """A relation of this table's replace-key values: the rows a run rewrites or removes."""
+        return Table(
+            name=f"{self.name}_keys",
+            columns=tuple(self.column(k) for k in self.replace_key),
+            primary_key=self.replace_key,
+        )
 
 
-def _text(name: str, max_bytes: int, nullable: bool = True, doc: str = "") -> Column:
-    return Column(name, Kind.TEXT, nullable=nullable, max_bytes=max_bytes, doc=doc)
+def _text(name: str, max_bytes: int, nullable: bool = True, doc: str = "", internal: bool = False) -> Column:
+    return Column(name, Kind.TEXT, nullable=nullable, max_bytes=max_bytes, doc=doc, internal=internal)
 
 
 USERS = Table(
@@ -107,14 +131,13 @@ USERS = Table(
         Column(
             "last_seen_at",
             Kind.TIMESTAMP,
-            doc="Time of the event the level was taken from; lets late backfills keep the newer level.",
+            doc="Time of the user's latest event, the one the row's attributes come from.",
             internal=True,
         ),
     ),
     primary_key=("user_id",),
     dist_style="ALL",
     sort_key=("user_id",),
-    version_column="last_seen_at",
 )
 
 SONGS = Table(
@@ -184,6 +207,9 @@ SONGPLAYS = Table(
         Column("session_id", Kind.BIGINT),
         _text("location", 1024),
         _text("user_agent", 2048),
+        _text("song_title", 1024, doc="The title the app logged (song); names the play even when no song matches."),
+        _text("artist_name", 1024, doc="The artist the app logged (artist)."),
+        Column("song_length", Kind.DOUBLE, doc="The length the app logged (length), seconds."),
     ),
     primary_key=("songplay_id",),
     foreign_keys=(
@@ -197,10 +223,99 @@ SONGPLAYS = Table(
     sort_key=("start_time",),
 )
 
-# Dimensions first: the order in which tables are created, loaded and checked.
-TABLES: tuple[Table, ...] = (USERS, ARTISTS, SONGS, TIME, SONGPLAYS)
+USER_LEVELS = Table(
+    name="user_levels",
+    doc="One row per period of a user's level: who was paying when, and for how long.",
+    columns=(
+        _text("user_id", 64, nullable=False),
+        _text("level", 16, nullable=False),
+        Column("valid_from", Kind.TIMESTAMP, nullable=False, doc="The first event of the period."),
+        Column(
+            "valid_to",
+            Kind.TIMESTAMP,
+            doc="The first event of the next period; null for the current one.",
+        ),
+    ),
+    primary_key=("user_id", "valid_from"),
+    foreign_keys=(ForeignKey("user_id", "users", "user_id"),),
+    dist_style="ALL",
+    sort_key=("user_id", "valid_from"),
+    replace_key=("user_id",),
+)
 
-# Bookkeeping beside the star, not part of the analysts' contract.
+# Dimensions first: the order in which tables are created, loaded and checked.
+TABLES: tuple[Table, ...] = (USERS, ARTISTS, SONGS, TIME, SONGPLAYS, USER_LEVELS)
+
+
+# ----------------------------------------------------------------------------------- retained source records
+#
+# Every record of every file loaded, as parsed, with the file and line it came from. The star tables are a
+# function of these records, so a run that must re-derive a row (a file re-delivered with changed content,
+# the same event in two files) reads the records behind it here, not from a source that may have expired.
+
+FILE = _text("file", 2048, nullable=False, doc="URL of the source file the record came from.")
+LINE = Column("line", Kind.INT, nullable=False, doc="1-based line (or array element) in that file.")
+
+EVENT_RECORDS = Table(
+    name="_sparkify_event_records",
+    doc="Every event of every loaded log file, typed, with its file and line; the source of users, "
+    "user_levels and songplays.",
+    columns=(
+        _text("user_id", 64, doc="userId ('' for logged-out events)."),
+        Column("session_id", Kind.BIGINT),
+        Column("item_in_session", Kind.BIGINT),
+        Column("ts", Kind.BIGINT, doc="Epoch milliseconds, UTC, as the source has it."),
+        _text("page", 64),
+        _text("level", 16),
+        _text("first_name", 256),
+        _text("last_name", 256),
+        _text("gender", 16),
+        _text("song", 1024),
+        _text("artist", 1024),
+        Column("length", Kind.DOUBLE),
+        _text("location", 1024),
+        _text("user_agent", 2048),
+        _text("auth", 32),
+        _text("method", 16),
+        Column("status", Kind.BIGINT),
+        Column("registration", Kind.DOUBLE),
+        FILE,
+        LINE,
+    ),
+    primary_key=("file", "line"),
+    replace_key=("file",),
+    dist_style="KEY",
+    dist_key="user_id",
+    sort_key=("user_id", "ts"),
+)
+
+SONG_RECORDS = Table(
+    name="_sparkify_song_records",
+    doc="Every record of every loaded song file, typed, with its file; the source of songs and artists.",
+    columns=(
+        _text("song_id", 32),
+        _text("title", 1024),
+        _text("artist_id", 32),
+        _text("artist_name", 1024),
+        _text("artist_location", 1024),
+        Column("artist_latitude", Kind.DOUBLE),
+        Column("artist_longitude", Kind.DOUBLE),
+        Column("duration", Kind.DOUBLE),
+        Column("year", Kind.BIGINT),
+        Column("num_songs", Kind.BIGINT),
+        FILE,
+        LINE,
+    ),
+    primary_key=("file", "line"),
+    replace_key=("file",),
+    dist_style="ALL",
+    sort_key=("file",),
+)
+
+RECORDS: tuple[Table, ...] = (SONG_RECORDS, EVENT_RECORDS)
+
+# ----------------------------------------------------------------------------------- bookkeeping
+
 LOADED_FILES = Table(
     name="_sparkify_loaded_files",
     doc="The ledger: every source file loaded, so a run reads only new or changed files. Written in the "
@@ -238,5 +353,71 @@ RUNS = Table(
 )
 
 BOOKKEEPING: tuple[Table, ...] = (LOADED_FILES, RUNS)
-ALL_TABLES: tuple[Table, ...] = TABLES + BOOKKEEPING
-BY_NAME: dict[str, Table] = {t.name: t for t in ALL_TABLES}
+
+# ----------------------------------------------------------------------------------- hand-offs of one run
+#
+# Relations a run stages beside the star rows. They never become warehouse tables; they are typed here so
+# that they are staged, copied and read back like everything else.
+
+LOOKUP_CHANGES = Table(
+    name="lookup_changes",
+    doc="Catalogue keys whose song changed this run (added, removed or re-pointed): stored plays of these "
+    "keys are matched again. song_id null means the key no longer matches any song.",
+    columns=(
+        _text("song_title", 1024, nullable=False),
+        _text("artist_name", 1024, nullable=False),
+        Column("song_length", Kind.DOUBLE, nullable=False),
+        _text("song_id", 32),
+        _text("artist_id", 32),
+    ),
+    primary_key=("song_title", "artist_name", "song_length"),
+)
+
+RUN_FILES = Table(
+    name="run_files",
+    doc="The files this run (re)loads: their stored records are replaced.",
+    columns=(_text("file", 2048, nullable=False),),
+    primary_key=("file",),
+)
+
+EVENT_KEYS = Table(
+    name="event_keys",
+    doc="Natural keys of events whose rows must be derived again from every record that carries them.",
+    columns=(
+        _text("user_id", 64, nullable=False),
+        Column("session_id", Kind.BIGINT, nullable=False),
+        Column("item_in_session", Kind.BIGINT, nullable=False),
+    ),
+    primary_key=("user_id", "session_id", "item_in_session"),
+)
+
+REDERIVE = Table(
+    name="rederive",
+    doc="Users whose rows are derived again from their kept records with ts at or after from_ts (the part of "
+    "their history a run's events interleave with; the earliest ts for all of it).",
+    columns=(
+        _text("user_id", 64, nullable=False),
+        Column("from_ts", Kind.BIGINT, nullable=False),
+    ),
+    primary_key=("user_id",),
+)
+
+ALL_TABLES: tuple[Table, ...] = TABLES + RECORDS + BOOKKEEPING
+# Everything a run stages, by the name its parts are staged under.
+STAGED: dict[str, Table] = {
+    t.name: t
+    for t in (
+        SONG_RECORDS,
+        EVENT_RECORDS,
+        SONGS,
+        SONGS.keys_table(),
+        ARTISTS,
+        ARTISTS.keys_table(),
+        TIME,
+        SONGPLAYS,
+        LOOKUP_CHANGES,
+        RUN_FILES,
+        LOADED_FILES,
+    )
+}
+BY_NAME: dict[str, Table] = {t.name: t for t in (*ALL_TABLES, *STAGED.values(), EVENT_KEYS, REDERIVE)}

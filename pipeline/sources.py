@@ -2,6 +2,8 @@
 
 The Arrow schemas are handed to the JSON parser so that every file is parsed with the same types
 (no per-file inference, no inexact float parsing), and a field of the wrong type is caught at parse time.
+Each source's records are also kept in the warehouse (``schema.RECORDS``) under snake_case column names;
+``columns`` maps one to the other.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from .schema import EVENT_RECORDS, SONG_RECORDS, Table
+
 
 @dataclass(frozen=True)
 class SourceSpec:
@@ -17,8 +21,17 @@ class SourceSpec:
     schema: pa.Schema
     # A record missing any of these is rejected: nothing downstream can place it.
     required: tuple[str, ...]
+    # Where the records are kept, and source field -> column there.
+    records: Table
+    columns: dict[str, str]
     # Epoch-millisecond field that must fall in a plausible range, if any.
     epoch_ms_field: str | None = None
+
+    def __post_init__(self) -> None:
+        kept = set(self.records.column_names)
+        missing = [c for c in self.columns.values() if c not in kept]
+        if missing or set(self.columns) != set(self.schema.names):
+            raise ValueError(f"{self.name}: field/column map out of step with {self.records.name}: {missing}")
 
 
 SONG_SOURCE = SourceSpec(
@@ -38,6 +51,22 @@ SONG_SOURCE = SourceSpec(
         ]
     ),
     required=("song_id", "artist_id"),
+    records=SONG_RECORDS,
+    columns={
+        n: n
+        for n in (
+            "num_songs",
+            "artist_id",
+            "artist_latitude",
+            "artist_longitude",
+            "artist_location",
+            "artist_name",
+            "song_id",
+            "title",
+            "duration",
+            "year",
+        )
+    },
 )
 
 LOG_SOURCE = SourceSpec(
@@ -65,6 +94,27 @@ LOG_SOURCE = SourceSpec(
         ]
     ),
     required=("ts", "sessionId", "itemInSession", "page", "userId"),
+    records=EVENT_RECORDS,
+    columns={
+        "artist": "artist",
+        "auth": "auth",
+        "firstName": "first_name",
+        "gender": "gender",
+        "itemInSession": "item_in_session",
+        "lastName": "last_name",
+        "length": "length",
+        "level": "level",
+        "location": "location",
+        "method": "method",
+        "page": "page",
+        "registration": "registration",
+        "sessionId": "session_id",
+        "song": "song",
+        "status": "status",
+        "ts": "ts",
+        "userAgent": "user_agent",
+        "userId": "user_id",
+    },
     epoch_ms_field="ts",
 )
 

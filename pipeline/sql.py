@@ -1,7 +1,8 @@
 """SQL derived from the schema definition, per warehouse dialect.
 
 Only identifiers from ``schema.py`` and validated config (the schema name) ever reach these strings;
-values travel as parameters or in staged files, never interpolated.
+values travel as parameters or in staged files, never interpolated. Every statement here is plain SQL that
+DuckDB, Redshift and PostgreSQL all accept, so the load is the same sequence of statements on every target.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .schema import ALL_TABLES, Column, Kind, Table
+from .schema import EVENT_KEYS, EVENT_RECORDS, SONGPLAYS, TIME, TYPES, Column, Kind, Table
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -31,6 +32,14 @@ def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _cols(names: list[str] | tuple[str, ...], prefix: str = "") -> str:
+    return ", ".join(f"{prefix}{quote(c)}" for c in names)
+
+
+def _match(left: str, right: str, keys: tuple[str, ...] | list[str]) -> str:
+    return " AND ".join(f"{left}.{quote(k)} = {right}.{quote(k)}" for k in keys)
+
+
 @dataclass(frozen=True)
 class Dialect:
     name: str
@@ -47,29 +56,26 @@ class Dialect:
     param: str
 
     def type_name(self, col: Column) -> str:
-        if col.kind is Kind.TEXT:
-            return f"VARCHAR({col.max_bytes or 256})" if self.sized_text else "VARCHAR"
-        return {
-            Kind.INT: "INTEGER",
-            Kind.BIGINT: "BIGINT",
-            Kind.SMALLINT: "SMALLINT",
-            Kind.DOUBLE: "DOUBLE PRECISION",
-            Kind.TIMESTAMP: "TIMESTAMP",
-        }[col.kind]
+        sql = TYPES[col.kind].sql
+        if col.kind is Kind.TEXT and self.sized_text:
+            return f"{sql}({col.max_bytes or 256})"
+        return sql
 
     def qualified(self, schema: str, table: str) -> str:
         return f"{quote(schema)}.{quote(table)}"
 
+    # ------------------------------------------------------------------------------------------ DDL
+
     def create_schema(self, schema: str) -> str:
         return f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}"
 
-    def drop_schema_tables(self, schema: str) -> list[str]:
-        return [f"DROP TABLE IF EXISTS {self.qualified(schema, t.name)}" for t in reversed(ALL_TABLES)]
+    def drop_tables(self, schema: str, tables: tuple[Table, ...]) -> list[str]:
+        return [f"DROP TABLE IF EXISTS {self.qualified(schema, t.name)}" for t in reversed(tables)]
 
     def create_table(self, schema: str, table: Table) -> str:
         lines = [f"    {quote(c.name)} {self.type_name(c)}{'' if c.nullable else ' NOT NULL'}" for c in table.columns]
         if self.declare_primary_keys:
-            lines.append(f"    PRIMARY KEY ({', '.join(quote(k) for k in table.primary_key)})")
+            lines.append(f"    PRIMARY KEY ({_cols(table.primary_key)})")
         if self.declare_foreign_keys:
             lines += [
                 f"    FOREIGN KEY ({quote(fk.column)}) REFERENCES "
@@ -82,31 +88,109 @@ class Dialect:
             if table.dist_key:
                 ddl += f"\nDISTKEY ({quote(table.dist_key)})"
             if table.sort_key:
-                ddl += f"\nSORTKEY ({', '.join(quote(k) for k in table.sort_key)})"
+                ddl += f"\nSORTKEY ({_cols(table.sort_key)})"
         return ddl
 
-    def merge(self, schema: str, table: Table, staging: str) -> list[str]:
-        """Upsert the staged rows by primary key, as DELETE + INSERT (portable to every target).
+    def create_temp_table(self, table: Table, name: str) -> str:
+        cols = ", ".join(f"{quote(c.name)} {self.type_name(c)}" for c in table.columns)
+        return f"CREATE TEMPORARY TABLE {quote(name)} ({cols})"
 
-        With a version column, a stored row is replaced only by a staged row that is not older, and a
-        staged row is inserted only where no row of that key remains, so old data arriving late
-        never overwrites newer data.
-        """
-        target = self.qualified(schema, table.name)
-        stg = quote(staging)
-        match = " AND ".join(f"{target}.{quote(k)} = {stg}.{quote(k)}" for k in table.primary_key)
-        newer = (
-            f" AND {stg}.{quote(table.version_column)} >= {target}.{quote(table.version_column)}"
-            if (table.version_column)
-            else ""
+    def columns_of(self, schema: str) -> tuple[str, list[str]]:
+        """The stored tables' columns, to compare with ``schema.py`` before a run writes anything."""
+        return (
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
+            f"{self.param} ORDER BY table_name, ordinal_position",
+            [schema],
         )
-        cols = ", ".join(quote(c) for c in table.column_names)
-        exists = " AND ".join(f"t.{quote(k)} = {stg}.{quote(k)}" for k in table.primary_key)
-        return [
-            f"DELETE FROM {target} USING {stg} WHERE {match}{newer}",
-            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stg} "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {exists})",
-        ]
+
+    # ------------------------------------------------------------------------------------------ merges
+
+    def delete_keys(self, schema: str, table: Table, keys: str) -> str:
+        """Remove the rows of ``table`` whose replace key is in the relation ``keys`` (a quoted name)."""
+        target = self.qualified(schema, table.name)
+        return f"DELETE FROM {target} USING {keys} WHERE {_match(target, keys, table.replace_key)}"
+
+    def insert(self, schema: str, table: Table, source: str, where: str = "") -> str:
+        cols = _cols(table.column_names)
+        return f"INSERT INTO {self.qualified(schema, table.name)} ({cols}) SELECT {cols} FROM {source}{where}"
+
+    def insert_missing(self, schema: str, table: Table, source: str) -> str:
+        """Rows of ``source`` whose key the table does not hold yet, once each (rows of one key are equal)."""
+        target = self.qualified(schema, table.name)
+        cols = _cols(table.column_names)
+        return (
+            f"INSERT INTO {target} ({cols}) SELECT DISTINCT {_cols(table.column_names, 's.')} FROM {source} s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {_match('t', 's', table.primary_key)})"
+        )
+
+    def delete_orphan_times(self, schema: str, candidates: str) -> str:
+        """Remove ``time`` rows among ``candidates`` (start times of removed plays) that no play has any more."""
+        t, plays = self.qualified(schema, TIME.name), self.qualified(schema, SONGPLAYS.name)
+        return (
+            f'DELETE FROM {t} WHERE "start_time" IN (SELECT "start_time" FROM {candidates}) '
+            f'AND "start_time" NOT IN (SELECT p."start_time" FROM {plays} p JOIN {candidates} c '
+            'ON c."start_time" = p."start_time")'
+        )
+
+    def start_times_of(self, schema: str, keys: str, into: str, staged: str | None) -> str:
+        """The start times of the plays ``keys`` names, stored or staged: where ``time`` may lose a row."""
+        plays = self.qualified(schema, SONGPLAYS.name)
+        of = f'SELECT p."start_time" FROM {{}} p JOIN {keys} k ON k."songplay_id" = p."songplay_id"'
+        union = f" UNION {of.format(staged)}" if staged else ""
+        return f"CREATE TEMPORARY TABLE {quote(into)} AS {of.format(plays)}{union}"
+
+    def rematch(self, schema: str, changes: str) -> str:
+        """Match stored plays again where the catalogue changed the song of their (title, artist, length)."""
+        plays = self.qualified(schema, SONGPLAYS.name)
+        return (
+            f'UPDATE {plays} SET "song_id" = c."song_id", "artist_id" = c."artist_id" FROM {changes} c '
+            f"WHERE {_match(plays, 'c', ('song_title', 'artist_name', 'song_length'))}"
+        )
+
+    # ------------------------------------------------------------------------------------------ reconciliation
+
+    def rows_for_keys(self, schema: str, table: Table, keys: str) -> str:
+        """Every stored row of ``table`` whose replace key is in ``keys``."""
+        t = self.qualified(schema, table.name)
+        on = _match("t", "k", table.replace_key)
+        return f"SELECT {_cols(table.column_names, 't.')} FROM {t} t JOIN {keys} k ON {on}"
+
+    def contested_events(self, schema: str, staged: str, run_files: str) -> str:
+        """Natural keys of events whose rows cannot simply be added: they must be derived from every record.
+
+        A key is contested when a record of it is being replaced (its file is reloaded), when a staged record
+        meets a stored one from another file, or when the run stages it more than once.
+        """
+        r = self.qualified(schema, EVENT_RECORDS.name)
+        key = EVENT_KEYS.primary_key
+        k = _cols(key)
+        files = f'(SELECT "file" FROM {run_files})'
+        return (
+            f'SELECT {_cols(key, "r.")} FROM {r} r WHERE r."user_id" <> \'\' AND r."file" IN {files} '
+            f"UNION SELECT {_cols(key, 's.')} FROM {staged} s JOIN {r} r ON {_match('r', 's', key)} "
+            f'WHERE s."user_id" <> \'\' AND r."file" NOT IN {files} '
+            f"UNION SELECT {k} FROM {staged} WHERE \"user_id\" <> '' GROUP BY {k} HAVING COUNT(*) > 1"
+        )
+
+    def records_of_users(self, schema: str, staged: str, run_files: str, users: str) -> str:
+        """Every current record of the users in ``users`` (``schema.REDERIVE``) from each one's ``from_ts`` on:
+        stored ones not being replaced, and this run's."""
+        r = self.qualified(schema, EVENT_RECORDS.name)
+        cols = EVENT_RECORDS.column_names
+        on = '{a}."user_id" = u."user_id" AND {a}."ts" >= u."from_ts"'
+        return (
+            f"SELECT {_cols(cols, 'r.')} FROM {r} r JOIN {users} u ON {on.format(a='r')} "
+            f'WHERE r."file" NOT IN (SELECT "file" FROM {run_files}) '
+            f"UNION ALL SELECT {_cols(cols, 's.')} FROM {staged} s JOIN {users} u ON {on.format(a='s')}"
+        )
+
+    def record_counts(self, schema: str, staged: str, run_files: str, users: str) -> str:
+        """How many records ``records_of_users`` gives each user: to read them back in bounded chunks."""
+        every = _cols(EVENT_RECORDS.column_names, "{a}.")
+        inner = self.records_of_users(schema, staged, run_files, users)
+        for a in ("r", "s"):
+            inner = inner.replace(every.format(a=a), f'{a}."user_id"')
+        return f'SELECT "user_id", COUNT(*) AS n FROM ({inner}) x GROUP BY "user_id"'
 
     def repeated_keys(self, table: Table, relation: str) -> str:
         """How many rows of ``relation`` (a quoted name) repeat a key an earlier row holds.
@@ -117,30 +201,11 @@ class Dialect:
         if len(table.primary_key) == 1:
             key = quote(table.primary_key[0])
             return f"SELECT COUNT({key}) - COUNT(DISTINCT {key}) FROM {relation}"
-        keys = ", ".join(quote(k) for k in table.primary_key)
+        keys = _cols(table.primary_key)
         known = " AND ".join(f"{quote(k)} IS NOT NULL" for k in table.primary_key)
         return (
             f"SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM {relation} WHERE {known} "
             f"GROUP BY {keys} HAVING COUNT(*) > 1) d"
-        )
-
-    def one_per_key(self, table: Table, source: str, target: str) -> str:
-        """A temporary copy of ``source`` with one row per key: the newest by version column if any."""
-        cols = ", ".join(quote(c) for c in table.column_names)
-        keys = ", ".join(quote(k) for k in table.primary_key)
-        order = f"{quote(table.version_column)} DESC" if table.version_column else keys
-        return (
-            f"CREATE TEMPORARY TABLE {quote(target)} AS SELECT {cols} FROM ("
-            f"SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {order}) AS rn__ "
-            f"FROM {quote(source)}) d WHERE rn__ = 1"
-        )
-
-    def song_lookup(self, schema: str) -> str:
-        """The stored catalogue in the shape ``transform.song_lookup`` returns, for incremental runs."""
-        songs, artists = self.qualified(schema, "songs"), self.qualified(schema, "artists")
-        return (
-            f'SELECT s."title" AS song, a."name" AS artist, s."duration" AS length, s."song_id", s."artist_id" '
-            f'FROM {songs} s JOIN {artists} a ON a."artist_id" = s."artist_id"'
         )
 
 

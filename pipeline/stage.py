@@ -1,4 +1,4 @@
-"""Star frames to Parquet: the hand-off between the transforms and the warehouse's bulk load.
+"""Frames to Parquet: the hand-off between the transforms and the warehouse's bulk load.
 
 Files are written with the types of ``schema.py``, so a frame whose types drifted fails here, before
 anything reaches the warehouse. Local staging (for DuckDB) writes with pyarrow; S3 staging (for Redshift's
@@ -15,20 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .load.base import Staged, StagedTable
-from .schema import BY_NAME, LOADED_FILES, TABLES, Kind, Table
+from .schema import STAGED, TYPES, Table
 
 if TYPE_CHECKING:
     import boto3
-
-# awswrangler names types as Athena/Glue does.
-_ATHENA = {
-    Kind.TEXT: "string",
-    Kind.INT: "int",
-    Kind.BIGINT: "bigint",
-    Kind.SMALLINT: "smallint",
-    Kind.DOUBLE: "double",
-    Kind.TIMESTAMP: "timestamp",
-}
 
 
 def to_arrow(frame: pd.DataFrame, table: Table) -> pa.Table:
@@ -51,7 +41,7 @@ def _write_s3(frame: pd.DataFrame, table: Table, path: str, session: boto3.Sessi
         df=conformed,
         path=path,
         index=False,
-        dtype={c.name: _ATHENA[c.kind] for c in table.columns},
+        dtype={c.name: TYPES[c.kind].athena for c in table.columns},
         compression="snappy",
         boto3_session=session,
         # Microseconds: Redshift's TIMESTAMP precision, and no loss of the source's milliseconds.
@@ -59,32 +49,34 @@ def _write_s3(frame: pd.DataFrame, table: Table, path: str, session: boto3.Sessi
     )
 
 
+def write_part(table: Table, frame: pd.DataFrame, path: str, session: boto3.Session | None = None) -> None:
+    """One Parquet file typed as ``table``, on S3 (``s3://``) or a local disk."""
+    if path.startswith("s3://"):
+        _write_s3(frame, table, path, session)
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(to_arrow(frame, table), path, compression="snappy")
+
+
 class Stager:
-    """Writes star frames batch by batch as ``<root>/<run_id>/<table>/part-NNNNN.parquet``.
+    """Writes frames batch by batch as ``<root>/<run_id>/<name>/part-NNNNN.parquet``.
 
     Each batch's frames are written and dropped, so staging memory is one batch's; the warehouse's bulk
-    load then reads every part of a table at once (a COPY of the table's prefix on Redshift).
+    load then reads every part of a relation at once (a COPY of its prefix on Redshift).
     """
 
     def __init__(self, root: str, run_id: str, session: boto3.Session | None = None):
         self.location = run_location(root, run_id)
         self.run_id = run_id
-        self.remote = self.location.startswith("s3://")
         self.session = session
-        # Every star table and the ledger is staged, possibly with no parts (a run with nothing new).
-        self.files: dict[str, list[str]] = {t.name: [] for t in (*TABLES, LOADED_FILES)}
+        # Every staged relation is there, possibly with no parts (a run with nothing new).
+        self.files: dict[str, list[str]] = {name: [] for name in STAGED}
         self.rows: dict[str, int] = dict.fromkeys(self.files, 0)
 
     def write(self, name: str, frame: pd.DataFrame, part: str) -> str:
         """Write one part file and return its path (also called from distributed tasks)."""
-        table = BY_NAME[name]
-        folder = f"{self.location}/{name}"
-        path = f"{folder}/part-{part}.parquet"
-        if self.remote:
-            _write_s3(frame, table, path, self.session)
-        else:
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            pq.write_table(to_arrow(frame, table), path, compression="snappy")
+        path = f"{self.location}/{name}/part-{part}.parquet"
+        write_part(STAGED[name], frame, path, self.session)
         return path
 
     def record(self, name: str, path: str, rows: int) -> None:
@@ -98,17 +90,10 @@ class Stager:
 
     def finish(self) -> Staged:
         tables = {
-            name: StagedTable(table=BY_NAME[name], files=files, rows=self.rows[name], prefix=f"{self.location}/{name}/")
+            name: StagedTable(table=STAGED[name], files=files, rows=self.rows[name], prefix=f"{self.location}/{name}/")
             for name, files in self.files.items()
         }
         return Staged(run_id=self.run_id, location=self.location, tables=tables)
-
-
-def stage(frames: dict[str, pd.DataFrame], root: str, run_id: str, session: boto3.Session | None = None) -> Staged:
-    """Stage one set of frames (a single batch)."""
-    stager = Stager(root, run_id, session)
-    stager.add(frames)
-    return stager.finish()
 
 
 def remove(staged: Staged, session: boto3.Session | None = None) -> None:
