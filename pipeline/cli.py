@@ -50,6 +50,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.since and args.until and args.since > args.until:
         raise ConfigError(f"--since {args.since} is after --until {args.until}")
+    if args.full_refresh and (args.since or args.until):
+        raise ConfigError(
+            "--full-refresh rebuilds every table from every file; it cannot be limited to --since/--until "
+            "(that would leave the warehouse holding one window). Back-fill a window with --since/--until alone."
+        )
     options = RunOptions(full_refresh=args.full_refresh, since=args.since, until=args.until)
     try:
         summary = run(cfg, options)
@@ -76,10 +81,13 @@ def cmd_drop_schema(args: argparse.Namespace) -> int:
 
     dest = destination_for(_config(args))
     if not args.yes:
-        print(f"refusing to drop the star tables of {dest.describe()} without --yes", file=sys.stderr)
+        print(f"refusing to drop the pipeline's tables in {dest.describe()} without --yes", file=sys.stderr)
         return EXIT_CONFIG
     dest.drop_schema()
-    print(f"star tables dropped from {dest.describe()} (schema {dest.schema})")
+    print(
+        f"dropped from {dest.describe()} (schema {dest.schema}): the star tables, the kept source records, "
+        "the ledger and the run history; the next run rebuilds everything from the source"
+    )
     return EXIT_OK
 
 
@@ -175,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--full-refresh",
         action="store_true",
-        help="reload every file, not only new or changed ones; rebuilds the star tables in one transaction",
+        help="reread every file in the source and rebuild every table in one transaction; files that have left "
+        "the source keep their rows (from their kept records)",
     )
     r.add_argument("--since", type=_date, metavar="YYYY-MM-DD", help="only log files dated on or after this day")
     r.add_argument("--until", type=_date, metavar="YYYY-MM-DD", help="only log files dated on or before this day")
@@ -194,16 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "create-schema",
         parents=[common],
-        help="create the star tables if missing",
-        description="Create the star schema's tables (idempotent).",
+        help="create the pipeline's tables if missing",
+        description="Create the star tables, the kept source records, the ledger and the run history (idempotent).",
     )
     c.set_defaults(func=cmd_create_schema)
 
     d = sub.add_parser(
         "drop-schema",
         parents=[common],
-        help="drop the star tables",
-        description="Drop the five star tables and their data. Needs --yes.",
+        help="drop every table the pipeline owns",
+        description="Drop the star tables, the kept source records, the ledger and the run history (not the "
+        "schema itself). The next run reloads every file still in the source; records of files that have left "
+        "it are lost. Needs --yes.",
     )
     d.add_argument("--yes", action="store_true", help="really drop")
     d.set_defaults(func=cmd_drop_schema)

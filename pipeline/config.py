@@ -35,8 +35,12 @@ class SourceConfig:
     #: Files fetched at once; object stores need many requests in flight for small files.
     concurrency: int = 64
     #: Log data is processed in batches of about this many MB of JSON: peak memory grows with it (about
-    #: 3-4x), not with the size of the input. Song files are read in one batch.
-    batch_mb: int = 256
+    #: 3-4x), not with the size of the input. Song files are read in one batch. Fractions are allowed.
+    batch_mb: float = 256
+
+    @property
+    def batch_bytes(self) -> int:
+        return max(1, int(self.batch_mb * (1 << 20)))
 
 
 @dataclass
@@ -271,8 +275,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"source.concurrency: must be at least 1, got {cfg.source.concurrency}")
     if cfg.engine not in ("local", "ray"):
         raise ConfigError(f"engine: {cfg.engine!r} is not one of local, ray")
-    if cfg.source.batch_mb < 1:
-        raise ConfigError(f"source.batch_mb: must be at least 1, got {cfg.source.batch_mb}")
+    if cfg.source.batch_mb <= 0:
+        raise ConfigError(f"source.batch_mb: must be more than 0, got {cfg.source.batch_mb}")
     if cfg.run.attempts < 1:
         raise ConfigError(f"run.attempts: must be at least 1, got {cfg.run.attempts}")
     if not 0.0 <= cfg.rejects.max_fraction <= 1.0:

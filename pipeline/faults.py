@@ -1,8 +1,9 @@
-"""Named points where the fault-injection tests kill the process for real.
+"""Named points where the fault-injection tests interrupt a run for real.
 
-``SPARKIFY_FAULT_KILL_AT=before-commit`` makes the process SIGKILL itself on reaching that point: no
-cleanup, no finally blocks, exactly what the kernel's OOM killer or a machine reboot does. Unset (always,
-in production), a checkpoint costs one dictionary lookup.
+``SPARKIFY_FAULT_KILL_AT=before-commit`` makes the process SIGKILL itself on reaching that point: no cleanup,
+no finally blocks, exactly what the kernel's OOM killer or a machine reboot does. ``SPARKIFY_FAULT_FAIL_AT``
+raises an error there instead, as a failed statement would. Unset (always, in production), a checkpoint
+costs two dictionary lookups.
 """
 
 from __future__ import annotations
@@ -11,8 +12,15 @@ import os
 import signal
 
 ENV = "SPARKIFY_FAULT_KILL_AT"
+FAIL_ENV = "SPARKIFY_FAULT_FAIL_AT"
+
+
+class InjectedFault(RuntimeError):
+    pass
 
 
 def checkpoint(name: str) -> None:
     if os.environ.get(ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(FAIL_ENV) == name:
+        raise InjectedFault(f"injected failure at {name}")

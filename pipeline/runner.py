@@ -1,8 +1,9 @@
-"""One pipeline run: discover -> extract -> transform -> stage -> load (with checks), timed per stage.
+"""One pipeline run: discover -> extract -> transform -> stage -> load (with reconciliation and checks).
 
-This is the only module that sequences the stages; each stage is a plain function elsewhere, so a
-notebook can call any of them alone. A run is incremental by default: the ledger in the warehouse says
-which files were loaded, and only new or changed ones are read.
+This is the only module that sequences the stages; each stage is a plain function elsewhere, so a notebook
+can call any of them alone. A run is incremental by default: the ledger in the warehouse says which files
+were loaded, and only new or changed ones are read. Whatever the order files arrive in, the tables end as
+one run over every file would leave them (see ``reconcile.py``).
 """
 
 from __future__ import annotations
@@ -11,15 +12,14 @@ import itertools
 import json
 import logging
 import os
-import queue
 import re
 import secrets
-import threading
 import time
-from collections.abc import Callable, Generator, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,13 +30,15 @@ from . import stage as staging
 from . import transform as T
 from .config import Config, is_url
 from .discover import SourceFile, discover
-from .extract import Extracted, Reject, extract, extract_segments, read_batches
+from .engine import BatchOutcome, engine_for, process_batch
+from .extract import Extracted, Reject
 from .generate import generate, is_empty
 from .load import destination_for
 from .load.base import Destination
 from .lock import single_flight
-from .progress import Progress
+from .reconcile import RunPartials, reconciler
 from .retry import with_retries
+from .schema import EVENT_RECORDS, LOADED_FILES, LOOKUP_CHANGES, RUN_FILES, SONG_RECORDS
 from .sources import LOG_SOURCE, SONG_SOURCE, SourceSpec
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,8 @@ class Summary:
     engine: str = "local"
     ray_nodes_used: int = 0
     ray_tasks: dict[str, int] = field(default_factory=dict)
+    # Events and users whose rows were derived again from their kept records (see reconcile.py).
+    reconciled: dict[str, int] = field(default_factory=dict)
     error: str | None = None
 
     def to_json(self) -> str:
@@ -96,7 +100,14 @@ class Summary:
             lines.append("  rows written (staged and merged) / rows in table after the run:")
             for t, n in self.rows_merged.items():
                 if not t.startswith("_"):
-                    lines.append(f"    {t:10} {n:>11,} / {self.rows_total.get(t, 0):>11,}")
+                    lines.append(f"    {t:12} {n:>11,} / {self.rows_total.get(t, 0):>11,}")
+        r = self.reconciled
+        if r.get("contested_events") or r.get("users_whole") or r.get("users_tail"):
+            lines.append(
+                f"  derived again from kept records: {r.get('contested_events', 0):,} contested events; "
+                f"{r.get('users_whole', 0):,} users whole, {r.get('users_tail', 0):,} from their first event of "
+                "this run"
+            )
         lines.append(
             "  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.seconds.items()) + f"; total {total:.2f}"
         )
@@ -173,7 +184,7 @@ def file_date(path: str) -> date | None:
 
 
 def select_files(
-    files: list[SourceFile], ledger: dict[str, tuple[int, str]], options: RunOptions, windowed: bool
+    files: list[SourceFile], ledger: dict[str, tuple[str, int, str]], options: RunOptions, windowed: bool
 ) -> tuple[list[SourceFile], int]:
     """The files this run reads: new or changed since the ledger (all on a full refresh), in the window."""
     chosen: list[SourceFile] = []
@@ -183,7 +194,8 @@ def select_files(
             d = file_date(f.path)
             if d is None or (options.since and d < options.since) or (options.until and d > options.until):
                 continue
-        if not options.full_refresh and ledger.get(f.url) == (f.size, f.version):
+        entry = ledger.get(f.url)
+        if not options.full_refresh and entry is not None and entry[1:] == (f.size, f.version):
             skipped += 1
             continue
         chosen.append(f)
@@ -196,7 +208,7 @@ def ledger_frame(song_files: list[SourceFile], log_files: list[SourceFile], run_
         for spec, files in ((SONG_SOURCE, song_files), (LOG_SOURCE, log_files))
         for f in files
     ]
-    return pd.DataFrame(rows, columns=["url", "source", "size", "version", "run_id", "loaded_at"])
+    return pd.DataFrame(rows, columns=LOADED_FILES.column_names)
 
 
 class _Run:
@@ -206,12 +218,12 @@ class _Run:
         self.cfg = cfg
         self.options = options
         self.run_id = run_id
+        self.ledger: dict[str, tuple[str, int, str]] = {}
         self.dest: Destination = destination_for(cfg)
         self.summary = Summary(
             run_id=run_id, target=self.dest.describe(), mode="full refresh" if options.full_refresh else "incremental"
         )
         self.session = None
-        self.ray_nodes: set[str] = set()
         if cfg.staging.path.startswith("s3://") or cfg.warehouse.target == "redshift":
             aws.configure_wrangler(cfg)
         if cfg.staging.path.startswith("s3://"):
@@ -220,17 +232,23 @@ class _Run:
     def retry(self, step: str, fn: Callable[[], R]) -> R:
         return with_retries(step, fn, attempts=self.cfg.run.attempts, base_delay=self.cfg.run.retry_base_seconds)
 
+    def timed(self, stage: str) -> AbstractContextManager[None]:
+        return _timed(self.summary, stage)
+
     def list_source(
-        self, url: str, spec: SourceSpec, ledger: dict[str, tuple[int, str]]
-    ) -> tuple[Any, list[SourceFile]]:
+        self, url: str, spec: SourceSpec, ledger: dict[str, tuple[str, int, str]]
+    ) -> tuple[Any, list[SourceFile], list[str]]:
+        """The source's files this run reads, and the loaded files of this source that it no longer lists."""
         fs, files = self.retry(f"listing {url}", lambda: discover(url, self.cfg.storage_options()))
         chosen, skipped = select_files(files, ledger, self.options, windowed=spec is LOG_SOURCE)
+        listed = {f.url for f in files}
+        gone = sorted(u for u, (source, _, _) in ledger.items() if source == spec.name and u not in listed)
         self.summary.files_skipped[spec.name] = skipped
         self.summary.files_read[spec.name] = len(chosen)
         log.info(
             "%s: %d files under %s, %d to read, %d already loaded", spec.name, len(files), url, len(chosen), skipped
         )
-        return fs, chosen
+        return fs, chosen, gone
 
     def count(self, source: str, records: int, rejects: list[Reject], bytes_read: int) -> None:
         s = self.summary
@@ -240,119 +258,126 @@ class _Run:
         if rejects:
             s.rejects_file = append_rejects(rejects, self.cfg.rejects.path, self.run_id)
 
-    def count_extracted(self, x: Extracted) -> None:
-        self.count(x.spec.name, x.records, x.rejects, x.bytes_read)
-
     def execute(self) -> Summary:
-        cfg, s = self.cfg, self.summary
-        with _timed(s, "prepare"):
+        cfg, s, full = self.cfg, self.summary, self.options.full_refresh
+        with self.timed("prepare"):
             ensure_demo_data(cfg)
-            ledger = {} if self.options.full_refresh else self.retry("reading the ledger", self.dest.loaded_files)
-            song_fs, song_files = self.list_source(cfg.source.song_data, SONG_SOURCE, ledger)
-            log_fs, log_files = self.list_source(cfg.source.log_data, LOG_SOURCE, ledger)
-            stored = None if self.options.full_refresh else self.retry("reading songs", self.dest.stored_song_lookup)
+            self.dest.check_schema()
+            ledger = self.retry("reading the ledger", self.dest.loaded_files)
+            self.ledger = ledger
+            song_fs, song_files, song_gone = self.list_source(cfg.source.song_data, SONG_SOURCE, ledger)
+            log_fs, log_files, log_gone = self.list_source(cfg.source.log_data, LOG_SOURCE, ledger)
+            stored_songs = self.retry("reading the catalogue", lambda: self.dest.stored_records(SONG_RECORDS))
+        engine = engine_for(cfg)
         stager = staging.Stager(cfg.staging.path, self.run_id, self.session)
 
-        # Songs first, in one batch: the catalogue is small and every log batch needs its lookup.
-        with _timed(s, "extract"):
-            song_x = self.read_songs(song_fs, song_files)
-        self.count_extracted(song_x)
-        with _timed(s, "transform"):
-            lookup = T.song_lookup(song_x.frame)
-            if stored is not None:
-                lookup = T.combine_lookups(lookup, stored)
-            dims = {"songs": T.songs(song_x.frame), "artists": T.artists(song_x.frame)}
-        self.dest.preflight(dims)
-        with _timed(s, "stage"):
-            stager.add(dims)
-        del song_x, dims
+        # Songs first, in one batch: the catalogue is small, every log batch needs its lookup, and a run that
+        # changes it must match stored plays again.
+        with self.timed("extract"):
+            song_x = engine.read_songs(song_fs, song_files)
+        self.count(SONG_SOURCE.name, song_x.records, song_x.rejects, song_x.bytes_read)
+        with self.timed("transform"):
+            fresh = T.song_records(song_x.frame, [f.url for f in song_x.files])
+            if full:
+                # Rebuilt from scratch: every file as the source has it now, and the kept records of song files
+                # that have since left the source (a file that disappears deletes nothing).
+                kept = stored_songs.loc[stored_songs["file"].isin(song_gone)]
+                staged_records = current = T.concat([kept, fresh])
+                old = T.catalogue(T.records_frame(stored_songs.iloc[:0], SONG_SOURCE)[0])
+            else:
+                reread = {f.url for f in song_files}
+                current = T.concat([stored_songs.loc[~stored_songs["file"].isin(reread)], fresh])
+                staged_records = fresh
+                old = T.catalogue(T.records_frame(stored_songs, SONG_SOURCE)[0])
+            # No song file read: the catalogue is the stored one, and nothing in it changes.
+            new = T.catalogue(T.records_frame(current, SONG_SOURCE)[0]) if song_files or full else old
+            changes = T.catalogue_changes(new, old)
+        self.dest.preflight({"songs": changes.songs, "artists": changes.artists})
+        with self.timed("stage"):
+            stager.add(
+                {
+                    SONG_RECORDS.name: staged_records,
+                    "songs": changes.songs,
+                    "songs_keys": changes.songs_gone,
+                    "artists": changes.artists,
+                    "artists_keys": changes.artists_gone,
+                    LOOKUP_CHANGES.name: changes.lookup,
+                }
+            )
+        del song_x, fresh, current, stored_songs, staged_records
 
-        if cfg.engine == "ray":
-            self.process_logs_on_ray(log_files, lookup, stager)
-        else:
-            self.process_logs_locally(log_fs, log_files, lookup, stager)
+        partials = RunPartials(
+            users=T.empty_users_partial(),
+            level_points=T.empty_points(),
+            lookup=new.lookup,
+            # Records derived again in one go: about a batch's worth (a log event is 300-400 bytes of JSON).
+            chunk_records=max(10_000, cfg.source.batch_bytes // 400),
+        )
+        outcomes: Iterator[BatchOutcome] = engine.process_logs(
+            log_fs, log_files, new.lookup, stager, self.timed, self.dest.preflight
+        )
+        if full and log_gone:
+            outcomes = itertools.chain(outcomes, self.kept_log_batches(log_gone, new.lookup, stager))
+        for outcome in outcomes:
+            self.count(LOG_SOURCE.name, outcome.records, outcome.rejects, outcome.bytes_read)
+            for name, path, rows in outcome.parts:
+                stager.record(name, path, rows)
+            with self.timed("transform"):
+                partials.add(outcome.users, outcome.level_points)
+            log.info("batch staged (%s records so far)", f"{s.records_read.get(LOG_SOURCE.name, 0):,}")
+        s.engine = engine.name
+        s.ray_tasks = dict(engine.tasks)
+        s.ray_nodes_used = len(engine.nodes)
         self.check_rejects()
         faults.checkpoint("extracted")
-        with _timed(s, "stage"):
-            stager.add({"_sparkify_loaded_files": ledger_frame(song_files, log_files, self.run_id, utcnow())})
+        with self.timed("stage"):
+            run_files = sorted({f.url for f in (*song_files, *log_files)})
+            stager.add(
+                {
+                    RUN_FILES.name: pd.DataFrame({"file": pd.array(run_files, dtype="string[pyarrow]")}),
+                    LOADED_FILES.name: ledger_frame(song_files, log_files, self.run_id, utcnow()),
+                }
+            )
             staged = stager.finish()
         faults.checkpoint("staged")
         before = memory.rss_mb()
         memory.release()
         log.debug("memory before the load: %.0f MB resident, %.0f MB after release", before, memory.rss_mb())
-        with _timed(s, "load"):
+        with self.timed("load"):
             try:
-                result = self.retry("loading", lambda: self.dest.load(staged, full_refresh=self.options.full_refresh))
+                result = self.retry("loading", lambda: self.dest.load(staged, reconciler(partials), full_refresh=full))
             except BaseException as exc:
                 exc.add_note(f"staged files kept for inspection in {staged.location}/")
                 raise
-        s.rows_merged = result.rows_merged
+        s.rows_merged = {k: v for k, v in result.rows_merged.items() if not k.startswith("_")}
         s.rows_total = result.rows_total
+        s.reconciled = result.stats
         if not cfg.staging.keep:
             staging.remove(staged, self.session)
         s.status = "succeeded"
         return s
 
-    def read_songs(self, song_fs: Any, song_files: list[SourceFile]) -> Extracted:
-        if self.cfg.engine == "ray":
-            from . import distributed
-
-            distributed.init(self.cfg)
-            song_x, nodes, tasks = distributed.extract_songs(self.cfg, song_files)
-            self.ray_nodes |= nodes
-            self.summary.ray_tasks[SONG_SOURCE.name] = tasks
-            return song_x
-        return self.retry(
-            "reading song_data",
-            lambda: extract(SONG_SOURCE, song_fs, song_files, concurrency=self.cfg.source.concurrency),
-        )
-
-    def process_logs_on_ray(self, log_files: list[SourceFile], lookup: pd.DataFrame, stager: staging.Stager) -> None:
-        from . import distributed
-
-        s = self.summary
-        with _timed(s, "extract"):  # extraction, transforms and staging all run in the Ray tasks
-            results = distributed.process_logs(self.cfg, self.run_id, log_files, lookup)
-        s.engine = "ray"
-        s.ray_tasks[LOG_SOURCE.name] = len(results)
-        self.ray_nodes |= {r.node for r in results}
-        s.ray_nodes_used = len(self.ray_nodes)
-        for r in results:
-            self.count(LOG_SOURCE.name, r.records, r.rejects, r.bytes_read)
-            for name, path, rows in r.parts:
-                stager.record(name, path, rows)
-
-    def process_logs_locally(
-        self, log_fs: Any, log_files: list[SourceFile], lookup: pd.DataFrame, stager: staging.Stager
-    ) -> None:
-        cfg, s = self.cfg, self.summary
-        # Logs in bounded batches. A background thread fetches and parses the next batch (pyarrow releases
-        # the GIL) while this thread transforms and stages the current one, which is mostly single-threaded
-        # pandas: at 10M events that took the wall time from 39 s to 33-35 s on 2 cores. "extract" counts
-        # only the time this thread waits for a parsed batch.
-        batch_bytes = cfg.source.batch_mb << 20
-        batches = (
-            extract_segments(LOG_SOURCE, log_files, segments)
-            for segments in read_batches(log_fs, log_files, batch_bytes, cfg.source.concurrency)
-        )
-        total = sum(f.size for f in log_files)
-        with closing(prefetch(batches)) as parsed, Progress("log data", total=total, unit="B") as bar:
-            for n in itertools.count(1):
-                with _timed(s, "extract"):
-                    log_x = next(parsed, None)
-                if log_x is None:
-                    break
-                bar.update(log_x.bytes_read)
-                self.count_extracted(log_x)
-                with _timed(s, "transform"):
-                    plays = T.songplays(log_x.frame, lookup)
-                    frames = {"users": T.users(log_x.frame), "time": T.time(plays), "songplays": plays}
-                del log_x
-                self.dest.preflight(frames)
-                with _timed(s, "stage"):
-                    stager.add(frames)
-                del frames, plays
-                log.info("batch %d staged (%s records so far)", n, f"{s.records_read.get('log_data', 0):,}")
+    def kept_log_batches(self, urls: list[str], lookup: pd.DataFrame, stager: staging.Stager) -> Iterator[BatchOutcome]:
+        """A full refresh's log files that have left the source: their kept records, through the same batches."""
+        budget = self.cfg.source.batch_bytes
+        group: list[str] = []
+        sizes = 0
+        batches: list[list[str]] = []
+        for url in urls:
+            group.append(url)
+            sizes += self.ledger[url][1]
+            if sizes >= budget:
+                batches.append(group)
+                group, sizes = [], 0
+        if group:
+            batches.append(group)
+        for n, urls_of_batch in enumerate(batches):
+            records = self.retry(
+                "reading kept records", partial(self.dest.stored_records, EVENT_RECORDS, urls_of_batch)
+            )
+            frame, files = T.records_frame(records, LOG_SOURCE)
+            x = Extracted(LOG_SOURCE, [SourceFile(path=u, url=u, size=0, version="") for u in files], frame)
+            yield process_batch(x, lookup, stager, f"kept-{n:05d}", self.timed, None)
 
     def check_rejects(self) -> None:
         s = self.summary
@@ -363,47 +388,6 @@ class _Run:
                 f"{rejected} of {read} records rejected ({rejected / read:.2%}), over rejects.max_fraction "
                 f"{self.cfg.rejects.max_fraction:.2%}; nothing was loaded. See {s.rejects_file}"
             )
-
-
-def prefetch(items: Iterator[R], depth: int = 1) -> Generator[R, None, None]:
-    """Produce the next items in a background thread while the caller works on the current one.
-
-    If the caller stops early (an error, or it closes the generator), the thread stops after the item it is
-    working on, so no batch stays pinned in memory by a thread blocked on a full queue.
-    """
-    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(entry: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(("item", item)):
-                    return
-            put(("done", None))
-        except BaseException as exc:
-            put(("error", exc))
-
-    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = q.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
 
 
 def run(cfg: Config, options: RunOptions | None = None, run_id: str | None = None) -> Summary:
@@ -436,13 +420,15 @@ def _record_end(r: _Run, started: datetime) -> None:
     try:
         r.dest.end_run(
             r.run_id,
-            s.status,
-            utcnow(),
-            sum(s.files_read.values()),
-            sum(s.records_read.values()),
-            sum(s.records_rejected.values()),
-            s.rows_merged,
-            s.error,
+            {
+                "ended_at": utcnow(),
+                "status": s.status,
+                "files_read": sum(s.files_read.values()),
+                "records_read": sum(s.records_read.values()),
+                "records_rejected": sum(s.records_rejected.values()),
+                "rows_merged": json.dumps(s.rows_merged),
+                "error": s.error,
+            },
         )
     except Exception as exc:  # the warehouse may be what failed; the summary still reaches the log
         log.warning("could not record the end of run %s in the run history: %s", r.run_id, exc)

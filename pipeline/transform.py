@@ -1,13 +1,28 @@
-"""Source frames to the five star frames: pure functions, no I/O, so notebooks and tests can call each one.
+"""Source records to star rows: pure functions, no I/O, so notebooks and tests can call each one.
 
-Each function takes the frames ``extract`` produces (source field names, plus the ``_file``/``_line``
-provenance columns) and returns a frame with exactly the columns ``schema.py`` defines for its table.
-The rules are SPEC.md's; where a rule leaves a choice open, the choice is written next to the code.
+The rules are SPEC.md's, and every choice it leaves open is made **by the data, never by arrival**: when two
+records compete for one row (the same event in two files, one song in two song files, a user's two events in
+the same millisecond), a total order on their values decides. That is what makes the warehouse after any
+sequence of nightly runs, in any batch size, equal to one run over every file: each row is a function of the
+set of records that carry its key, not of the order they were read in.
+
+Three kinds of function live here:
+
+- per table (``songs``, ``artists``, ``users``, ``songplays``, ``time``, ``user_levels``): the rule itself;
+- ``catalogue`` and ``log_batch``: the only path from a batch of source records to star rows, used by the
+  local engine, the Ray tasks, the reconciliation of a load, the notebooks and the tests;
+- ``combine_users`` and ``combine_level_points``: merge two partial results (two batches, or a run and what
+  the warehouse holds). They are exact whenever the parts do not interleave in time, and otherwise name the
+  users whose rows must be derived again from all their records.
+
+Frames use the source field names (plus ``_file``/``_line`` provenance) on the way in and return exactly the
+columns ``schema.py`` defines for each table.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -15,9 +30,63 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .extract import FILE_COL, LINE_COL
-from .schema import ARTISTS, SONGPLAYS, SONGS, TIME, USERS, Table
+from .schema import ARTISTS, LOOKUP_CHANGES, SONGPLAYS, SONGS, TIME, USER_LEVELS, USERS, Table
+from .sources import LOG_SOURCE, SONG_SOURCE, SourceSpec
 
 NEXT_SONG = "NextSong"
+MS = 1_000_000  # nanoseconds per millisecond
+
+# An event's natural key: the same event in two files, or twice in one, is one event.
+EVENT_KEY = ["userId", "sessionId", "itemInSession"]
+# Which of two records of one event wins: the later ts, then the greater value field by field in this order
+# (null lowest). Key and order together are every field, so two records that tie on all of them are equal.
+EVENT_ORDER = [
+    "ts",
+    "page",
+    "level",
+    "song",
+    "artist",
+    "length",
+    "firstName",
+    "lastName",
+    "gender",
+    "location",
+    "userAgent",
+    "auth",
+    "method",
+    "status",
+    "registration",
+]
+# Of several records of one song_id (or artist_id), the one with most known attributes wins, then the greater
+# value field by field in this order.
+SONG_ORDER = [
+    "title",
+    "artist_id",
+    "duration",
+    "year",
+    "artist_name",
+    "artist_location",
+    "artist_latitude",
+    "artist_longitude",
+    "num_songs",
+]
+LOOKUP_KEY = ["song_title", "artist_name", "song_length"]
+# A partial users row carries the order key of the event it came from, so two partials can be compared.
+# Rows read back from the warehouse know only ts: their session and item are null.
+USER_ORDER = ["_ts", "_session", "_item"]
+
+
+def empty(table: Table) -> pd.DataFrame:
+    """A frame with no rows and ``table``'s columns and types."""
+    return table.arrow_schema().empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Frames one after another; empty ones are left out, so they cannot change the result's types."""
+    full = [f for f in frames if len(f)]
+    if not full:
+        return frames[0].iloc[:0]
+    return pd.concat(full, ignore_index=True) if len(full) > 1 else full[0].reset_index(drop=True)
 
 
 def _conform(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
@@ -28,10 +97,46 @@ def _blank_to_null(s: pd.Series) -> pd.Series:
     return s.mask(s.str.strip() == "")
 
 
+def _greatest(frame: pd.DataFrame, key: list[str], order: list[str]) -> pd.DataFrame:
+    """One row per ``key``: the greatest by ``order`` (nulls lowest). Rows keep their relative order.
+
+    Only keys that occur more than once are sorted; in real data that is almost none.
+    """
+    if frame.empty:
+        return frame
+    contested = frame.duplicated(key, keep=False).to_numpy()
+    if not contested.any():
+        return frame
+    winners = (
+        frame[contested].sort_values(key + order, na_position="first", kind="stable").drop_duplicates(key, keep="last")
+    )
+    return pd.concat([frame[~contested], winners]).sort_index(kind="stable")
+
+
+def _ms_to_timestamp(ms: pd.Series | np.ndarray) -> pd.Series:
+    return pd.Series(pd.to_datetime(np.asarray(ms, dtype="int64"), unit="ms"))
+
+
+def timestamp_to_ms(ts: pd.Series) -> np.ndarray:
+    """Warehouse TIMESTAMPs (any unit) back to epoch milliseconds."""
+    return pd.to_datetime(ts).to_numpy("datetime64[ms]").astype("int64")
+
+
+# ------------------------------------------------------------------------------------------- songs, artists
+
+
+def _chosen_songs(song_records: pd.DataFrame) -> pd.DataFrame:
+    """One record per song_id: most known attributes, then the greater values (see ``SONG_ORDER``)."""
+    df = song_records.assign(
+        _known=song_records[["title", "artist_id", "duration"]].notna().sum(axis=1)
+        + (song_records["year"].fillna(0) != 0).astype(int)
+    )
+    return _greatest(df, ["song_id"], ["_known", *SONG_ORDER])
+
+
 def songs(song_records: pd.DataFrame) -> pd.DataFrame:
-    """One row per song_id; a song_id seen in several files keeps the first file's record (by path)."""
-    df = song_records.sort_values(["song_id", FILE_COL, LINE_COL], kind="stable")
-    df = df.drop_duplicates("song_id", keep="first")
+    """One row per song_id; of several records of one song, the most complete wins, then the greater values."""
+    df = _chosen_songs(song_records)
     out = pd.DataFrame(
         {
             "song_id": df["song_id"],
@@ -42,15 +147,15 @@ def songs(song_records: pd.DataFrame) -> pd.DataFrame:
             "duration": df["duration"],
         }
     )
-    return _conform(out, SONGS)
+    return _conform(out.sort_values("song_id"), SONGS)
 
 
 def artists(song_records: pd.DataFrame) -> pd.DataFrame:
-    """One row per artist_id.
+    """One row per artist_id, from every song file of the artist.
 
-    An artist's songs may disagree (one file has the location, another has it empty), so the record
-    with the most known attributes wins, ties going to the first file by path: the same input always
-    gives the same row, whatever order files are listed in.
+    The files disagree (one has the location, another has it empty; names are spelled several ways), so the
+    record with the most known attributes wins, then the greater values: the same records always give the
+    same row, whichever night each arrived.
     """
     df = pd.DataFrame(
         {
@@ -59,26 +164,107 @@ def artists(song_records: pd.DataFrame) -> pd.DataFrame:
             "location": _blank_to_null(song_records["artist_location"]),
             "latitude": song_records["artist_latitude"],
             "longitude": song_records["artist_longitude"],
-            FILE_COL: song_records[FILE_COL],
-            LINE_COL: song_records[LINE_COL],
         }
     )
     df["_known"] = df[["name", "location", "latitude", "longitude"]].notna().sum(axis=1)
-    df = df.sort_values(["artist_id", "_known", FILE_COL, LINE_COL], ascending=[True, False, True, True], kind="stable")
-    return _conform(df.drop_duplicates("artist_id", keep="first"), ARTISTS)
+    df = _greatest(df, ["artist_id"], ["_known", "name", "location", "latitude", "longitude"])
+    return _conform(df.sort_values("artist_id"), ARTISTS)
 
 
-def _ms_to_timestamp(ms: pd.Series) -> pd.Series:
-    return pd.to_datetime(ms.astype("int64"), unit="ms")
+def song_lookup(song_records: pd.DataFrame) -> pd.DataFrame:
+    """(title, artist name, duration) -> (song_id, artist_id), one song per key.
+
+    Exact matching as SPEC.md defines it, on each song's own record: its title, duration and the artist name
+    *that song file* spells (the catalogue spells some artists several ways; ``artists.name`` holds one). Several
+    songs can share all three (one recording on two releases): the smallest song_id wins, so a play is never
+    counted twice.
+    """
+    df = _chosen_songs(song_records)
+    df = df.loc[df["title"].notna() & df["artist_name"].notna() & df["duration"].notna()]
+    df = df.sort_values("song_id", kind="stable").drop_duplicates(["title", "artist_name", "duration"])
+    out = pd.DataFrame(
+        {
+            "song_title": df["title"].astype("string[pyarrow]"),
+            "artist_name": df["artist_name"].astype("string[pyarrow]"),
+            "song_length": df["duration"].astype("float64"),
+            "song_id": df["song_id"].astype("string[pyarrow]"),
+            "artist_id": df["artist_id"].astype("string[pyarrow]"),
+        }
+    )
+    return _conform(out.sort_values(LOOKUP_KEY), LOOKUP_CHANGES)
+
+
+@dataclass
+class Catalogue:
+    """What the song files give: two dimensions and the lookup plays are matched with."""
+
+    songs: pd.DataFrame
+    artists: pd.DataFrame
+    lookup: pd.DataFrame
+
+
+def catalogue(song_records: pd.DataFrame) -> Catalogue:
+    """The song side of the star from every current song record (the catalogue is small: it is always whole)."""
+    return Catalogue(songs=songs(song_records), artists=artists(song_records), lookup=song_lookup(song_records))
+
+
+def _changed(new: pd.DataFrame, old: pd.DataFrame, key: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows of ``new`` not identical in ``old`` (to write), and keys of ``old`` absent from ``new`` (to delete)."""
+    cols = list(new.columns)
+    merged = new.merge(old[cols], how="left", on=cols, indicator=True)
+    upsert = merged.loc[merged["_merge"] == "left_only", cols]
+    gone = old.loc[~old.set_index(key).index.isin(new.set_index(key).index), key]
+    return upsert.reset_index(drop=True), gone.reset_index(drop=True)
+
+
+@dataclass
+class CatalogueChanges:
+    """What a run changes on the song side, relative to what the warehouse holds."""
+
+    songs: pd.DataFrame
+    songs_gone: pd.DataFrame
+    artists: pd.DataFrame
+    artists_gone: pd.DataFrame
+    # Keys whose song changed (added, removed, re-pointed); stored plays of these keys are matched again.
+    lookup: pd.DataFrame
+
+
+def catalogue_changes(new: Catalogue, old: Catalogue) -> CatalogueChanges:
+    songs_upsert, songs_gone = _changed(new.songs, old.songs, ["song_id"])
+    artists_upsert, artists_gone = _changed(new.artists, old.artists, ["artist_id"])
+    lookup_upsert, lookup_gone = _changed(new.lookup, old.lookup, LOOKUP_KEY)
+    none = pd.array([None] * len(lookup_gone), dtype="string[pyarrow]")
+    lookup_gone = lookup_gone.assign(song_id=none, artist_id=none)
+    lookup = concat([lookup_upsert, lookup_gone])
+    return CatalogueChanges(
+        songs=songs_upsert,
+        songs_gone=songs_gone,
+        artists=artists_upsert,
+        artists_gone=artists_gone,
+        lookup=_conform(lookup, LOOKUP_CHANGES).astype(new.lookup.dtypes.to_dict()),
+    )
+
+
+# ------------------------------------------------------------------------------------------- events
+
+
+def dedupe_events(events: pd.DataFrame) -> pd.DataFrame:
+    """One record per event (natural key), the greatest by ``EVENT_ORDER``: the same event in two files is one."""
+    return _greatest(events, EVENT_KEY, EVENT_ORDER)
+
+
+def _known_user(events: pd.DataFrame) -> np.ndarray:
+    return (events["userId"] != "").to_numpy(bool, na_value=False)
 
 
 def _latest_per_user(events: pd.DataFrame) -> np.ndarray:
     """Row positions of each known user's latest event by (ts, sessionId, itemInSession), in row order.
 
-    Hash aggregation finds each user's latest ts; only the rows at that ts (usually one per user) are
-    sorted to break ties. Sorting every event by four keys was 6x slower on a 666k-event batch.
+    On deduplicated events the three are unique per user, so this is a total order. Hash aggregation finds
+    each user's latest ts; only the rows at that ts (usually one per user) are sorted to break ties. Sorting
+    every event by four keys was 6x slower on a 666k-event batch.
     """
-    known = (events["userId"] != "").to_numpy(bool, na_value=False)
+    known = _known_user(events)
     rows = np.flatnonzero(known)
     if not len(rows):
         return rows
@@ -95,25 +281,242 @@ def _latest_per_user(events: pd.DataFrame) -> np.ndarray:
     return np.sort(rows[order[is_last]])
 
 
-def users(events: pd.DataFrame) -> pd.DataFrame:
-    """One row per non-empty userId, from the user's latest event by ts (any page, not only NextSong).
+def users_partial(events: pd.DataFrame) -> pd.DataFrame:
+    """Each known user's latest event (any page) as a users row, with the order key it was chosen by.
 
-    Ties on ts (two events in the same millisecond) go to the later item in the later session, so
-    the result does not depend on file order.
+    Expects deduplicated events (``dedupe_events``).
     """
     df = events.iloc[_latest_per_user(events)]
     out = pd.DataFrame(
         {
-            "user_id": df["userId"],
-            "first_name": df["firstName"],
-            "last_name": df["lastName"],
-            "gender": df["gender"],
-            "level": df["level"],
-            "last_seen_at": _ms_to_timestamp(df["ts"]),
+            "user_id": df["userId"].to_numpy(),
+            "first_name": df["firstName"].to_numpy(),
+            "last_name": df["lastName"].to_numpy(),
+            "gender": df["gender"].to_numpy(),
+            "level": df["level"].to_numpy(),
+            "last_seen_at": _ms_to_timestamp(df["ts"]).to_numpy(),
+            "_ts": df["ts"].to_numpy("int64"),
+            "_session": pd.array(df["sessionId"].to_numpy("int64"), dtype="Int64"),
+            "_item": pd.array(df["itemInSession"].to_numpy("int64"), dtype="Int64"),
         }
     )
-    return _conform(out, USERS)
+    return out.astype({c: "string[pyarrow]" for c in ("user_id", "first_name", "last_name", "gender", "level")})
 
+
+def empty_users_partial() -> pd.DataFrame:
+    return users_partial(empty_events())
+
+
+def empty_events() -> pd.DataFrame:
+    return records_frame(empty(LOG_SOURCE.records), LOG_SOURCE)[0]
+
+
+def finish_users(partial: pd.DataFrame) -> pd.DataFrame:
+    return _conform(partial.sort_values("user_id"), USERS)
+
+
+def users(events: pd.DataFrame) -> pd.DataFrame:
+    """One row per non-empty userId, from the user's latest event by ts (any page, not only NextSong).
+
+    Ties on ts (two events in the same millisecond) go to the later item in the later session, so the
+    result does not depend on file order.
+    """
+    return finish_users(users_partial(dedupe_events(events)))
+
+
+def combine_users(*partials: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
+    """Merge partial users rows: per user the one from the latest event.
+
+    Returns the merged rows and the users it cannot decide: two rows at the same ts where one does not know
+    its session and item (a row read back from the warehouse). Those must be derived again from all records.
+    """
+    frames = [p for p in partials if len(p)]
+    if not frames:
+        return partials[0], set()
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if not df["user_id"].duplicated().any():
+        return df, set()
+    top = df.loc[df["_ts"] == df.groupby("user_id")["_ts"].transform("max")]
+    tied = top["user_id"].duplicated(keep=False)
+    unknown = top["_session"].isna()
+    conflicts = set(top.loc[tied & unknown, "user_id"].astype(str))
+    top = top.sort_values(["user_id", "_session", "_item"], na_position="first", kind="stable")
+    merged = top.drop_duplicates("user_id", keep="last")
+    merged = merged.loc[~merged["user_id"].isin(conflicts)]
+    return merged.reset_index(drop=True), conflicts
+
+
+# ------------------------------------------------------------------------------------------- the level history
+#
+# A user's level history is a function of the sequence of their events' levels. It is carried between
+# batches and runs as *points* (user_id, ts, level): the first event of each period and the user's last event.
+# Periods computed from the points of a sequence equal those computed from the sequence itself, and the points
+# of two parts that do not interleave in time concatenate into the points of the whole: that is what lets a
+# night's events extend the history without reading every older event.
+
+POINT_COLUMNS = ["user_id", "ts", "level"]
+
+
+def _compress(user: np.ndarray, ts: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Positions to keep of points sorted by (user, ts): each period's first and each user's last."""
+    n = len(user)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    new_user = np.ones(n, dtype=bool)
+    new_user[1:] = user[1:] != user[:-1]
+    last_of_user = np.ones(n, dtype=bool)
+    last_of_user[:-1] = new_user[1:]
+    changed = np.ones(n, dtype=bool)
+    changed[1:] = level[1:] != level[:-1]
+    return np.flatnonzero(new_user | changed | last_of_user)
+
+
+def _points_frame(user: np.ndarray, ts: np.ndarray, level: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": pd.array(user, dtype="string[pyarrow]"),
+            "ts": ts.astype("int64"),
+            "level": pd.array(level, dtype="string[pyarrow]"),
+        }
+    )
+
+
+def level_points(events: pd.DataFrame) -> pd.DataFrame:
+    """The points of each known user's level history, from deduplicated events of any page.
+
+    Events in the same millisecond are simultaneous: the last by (sessionId, itemInSession) gives the level
+    at that time, as it does for ``users``.
+    """
+    known = _known_user(events)
+    if not known.any():
+        return empty_points()
+    user_codes, uniques = pd.factorize(events["userId"].array[known])
+    ts = events["ts"].to_numpy("int64", na_value=-1)[known]
+    session = events["sessionId"].to_numpy("int64", na_value=-1)[known]
+    item = events["itemInSession"].to_numpy("int64", na_value=-1)[known]
+    level = np.asarray(events["level"].array, dtype=object)[known]
+    order = np.lexsort((item, session, ts, user_codes))
+    user_codes, ts, level = user_codes[order], ts[order], level[order]
+    last_at_ts = np.ones(len(ts), dtype=bool)
+    last_at_ts[:-1] = (user_codes[1:] != user_codes[:-1]) | (ts[1:] != ts[:-1])
+    user_codes, ts, level = user_codes[last_at_ts], ts[last_at_ts], level[last_at_ts]
+    keep = _compress(user_codes, ts, _level_codes(level))
+    return _points_frame(np.asarray(uniques, dtype=object)[user_codes[keep]], ts[keep], level[keep])
+
+
+def empty_points() -> pd.DataFrame:
+    return _points_frame(np.array([], dtype=object), np.array([], dtype="int64"), np.array([], dtype=object))
+
+
+def _level_codes(level: np.ndarray) -> np.ndarray:
+    codes: np.ndarray = pd.factorize(pd.Series(level, dtype="string[pyarrow]"))[0]
+    return codes
+
+
+def _sorted_points(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
+    df = points.sort_values(["user_id", "ts"], kind="stable").reset_index(drop=True)
+    user = pd.factorize(df["user_id"])[0]
+    return user, df["ts"].to_numpy("int64"), _level_codes(np.asarray(df["level"].array, dtype=object)), df
+
+
+def combine_level_points(*parts: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
+    """Merge the points of several parts of users' histories.
+
+    Exact when, for each user, the parts do not interleave in time (each part's events all come before or all
+    after another's): then the points simply concatenate. Users whose parts interleave (or share a millisecond)
+    are returned apart, to be derived again from all their events.
+    """
+    frames = [p for p in parts if len(p)]
+    if not frames:
+        return parts[0], set()
+    if len(frames) == 1:
+        return frames[0], set()
+    ranges = [p.groupby("user_id", sort=False)["ts"].agg(["min", "max"]) for p in frames]
+    spans = pd.concat([r.reset_index() for r in ranges], ignore_index=True)
+    conflicts: set[str] = set()
+    shared = spans["user_id"].duplicated(keep=False)
+    if shared.any():
+        s = spans.loc[shared].sort_values(["user_id", "min"], kind="stable")
+        # Sorted by start, parts are disjoint when each starts after every earlier one has ended.
+        ended = s.groupby("user_id")["max"].cummax().groupby(s["user_id"]).shift()
+        overlap = s["min"] <= ended
+        conflicts = set(s.loc[overlap.fillna(False).to_numpy(bool), "user_id"].astype(str))
+    df = pd.concat(frames, ignore_index=True)
+    if conflicts:
+        df = df.loc[~df["user_id"].isin(conflicts)]
+    user, ts, level, df = _sorted_points(df)
+    keep = _compress(user, ts, level)
+    return df.iloc[keep].reset_index(drop=True), conflicts
+
+
+def user_levels(points: pd.DataFrame) -> pd.DataFrame:
+    """One row per period of each user's level: ``valid_from`` its first event, ``valid_to`` the next period's.
+
+    Takes points (``level_points``) or any (user_id, ts, level) sequence without two rows of one user at one ts.
+    """
+    user, ts, level, df = _sorted_points(points)
+    n = len(df)
+    if not n:
+        return _conform(
+            pd.DataFrame(
+                {
+                    "user_id": pd.array([], dtype="string[pyarrow]"),
+                    "level": pd.array([], dtype="string[pyarrow]"),
+                    "valid_from": pd.Series([], dtype="datetime64[ns]"),
+                    "valid_to": pd.Series([], dtype="datetime64[ns]"),
+                }
+            ),
+            USER_LEVELS,
+        )
+    new_user = np.ones(n, dtype=bool)
+    new_user[1:] = user[1:] != user[:-1]
+    starts = new_user.copy()
+    starts[1:] |= level[1:] != level[:-1]
+    rows = np.flatnonzero(starts)
+    # The next period of the same user starts at the next start; the last period of a user is current.
+    nxt = np.append(rows[1:], n)
+    same_user = np.zeros(len(rows), dtype=bool)
+    same_user[:-1] = ~new_user[rows[1:]]
+    valid_to = pd.Series(pd.to_datetime(ts[np.minimum(nxt, n - 1)], unit="ms")).where(same_user)
+    out = pd.DataFrame(
+        {
+            "user_id": df["user_id"].to_numpy()[rows],
+            "level": df["level"].to_numpy()[rows],
+            "valid_from": pd.to_datetime(ts[rows], unit="ms"),
+            "valid_to": valid_to.to_numpy(),
+        }
+    )
+    return _conform(out.astype({"user_id": "string[pyarrow]", "level": "string[pyarrow]"}), USER_LEVELS)
+
+
+def stored_points(levels: pd.DataFrame, users_rows: pd.DataFrame) -> pd.DataFrame:
+    """The points of histories already in the warehouse: each period's start, and each user's latest event."""
+    starts = _points_frame(
+        levels["user_id"].to_numpy(object), timestamp_to_ms(levels["valid_from"]), levels["level"].to_numpy(object)
+    )
+    last = _points_frame(
+        users_rows["user_id"].to_numpy(object),
+        timestamp_to_ms(users_rows["last_seen_at"]),
+        users_rows["level"].to_numpy(object),
+    )
+    both = concat([starts, last]).drop_duplicates(["user_id", "ts"], keep="last")
+    user, ts, level, df = _sorted_points(both)
+    return df.iloc[_compress(user, ts, level)].reset_index(drop=True)
+
+
+def stored_users(users_rows: pd.DataFrame) -> pd.DataFrame:
+    """Users rows read back from the warehouse, as partials (the order key knows only the ts)."""
+    out = _conform(users_rows, USERS).astype(
+        {c: "string[pyarrow]" for c in ("user_id", "first_name", "last_name", "gender", "level")}
+    )
+    out["last_seen_at"] = pd.to_datetime(out["last_seen_at"]).astype("datetime64[ns]")
+    out["_ts"] = timestamp_to_ms(out["last_seen_at"])
+    out["_session"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    out["_item"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    return out
+
+
+# ------------------------------------------------------------------------------------------- songplays, time
 
 PLAY_FIELDS = [
     "userId",
@@ -154,26 +557,12 @@ def songplay_ids(user_id: pd.Series, session_id: pd.Series, item_in_session: pd.
     return pd.Series(pd.arrays.ArrowStringArray(joined), index=user_id.index, name="songplay_id")
 
 
-def song_lookup(song_records: pd.DataFrame) -> pd.DataFrame:
-    """(title, artist_name, duration) -> (song_id, artist_id), one song per key.
-
-    Exact matching as SPEC.md defines it. Several songs can share a title, artist and duration (the same
-    recording on two releases); the smallest song_id wins so a play is never counted twice.
-    """
-    df = song_records[["title", "artist_name", "duration", "song_id", "artist_id"]].dropna(
-        subset=["title", "artist_name", "duration"]
-    )
-    df = df.sort_values("song_id", kind="stable").drop_duplicates(["title", "artist_name", "duration"])
-    return df.rename(columns={"title": "song", "artist_name": "artist", "duration": "length"})
-
-
-def songplays(events: pd.DataFrame, lookup: pd.DataFrame) -> pd.DataFrame:
-    """One row per NextSong event with a userId; an event seen twice (in two files) is kept once."""
-    df = plays(events)
-    df = df.drop_duplicates(["userId", "sessionId", "itemInSession"], keep="first")
-    # The lookup holds one row per key by construction (``song_lookup``, ``combine_lookups``); validating
-    # that again here would cost as much as the join.
-    df = df.merge(lookup, how="left", on=["song", "artist", "length"], sort=False)
+def _songplays(events: pd.DataFrame, lookup: pd.DataFrame) -> pd.DataFrame:
+    """Songplays from deduplicated events: each play matched exactly against the lookup."""
+    df = plays(events).rename(columns={"song": "song_title", "artist": "artist_name", "length": "song_length"})
+    # The lookup holds one row per key by construction (``song_lookup``); validating that again here would
+    # cost as much as the join.
+    df = df.merge(lookup, how="left", on=LOOKUP_KEY, sort=False)
     out = pd.DataFrame(
         {
             "songplay_id": songplay_ids(df["userId"], df["sessionId"], df["itemInSession"]),
@@ -185,9 +574,17 @@ def songplays(events: pd.DataFrame, lookup: pd.DataFrame) -> pd.DataFrame:
             "session_id": df["sessionId"],
             "location": df["location"],
             "user_agent": df["userAgent"],
+            "song_title": df["song_title"],
+            "artist_name": df["artist_name"],
+            "song_length": df["song_length"],
         }
     )
     return _conform(out, SONGPLAYS)
+
+
+def songplays(events: pd.DataFrame, lookup: pd.DataFrame) -> pd.DataFrame:
+    """One row per NextSong event with a userId; an event seen twice (in two files) is kept once."""
+    return _songplays(dedupe_events(events), lookup)
 
 
 def time(songplays_frame: pd.DataFrame) -> pd.DataFrame:
@@ -208,15 +605,83 @@ def time(songplays_frame: pd.DataFrame) -> pd.DataFrame:
     return _conform(out, TIME)
 
 
+# ------------------------------------------------------------------------------------------- one batch
+
+
+def to_records(frame: pd.DataFrame, spec: SourceSpec, urls: Sequence[str]) -> pd.DataFrame:
+    """Parsed records as the warehouse keeps them (``schema.RECORDS``): snake_case, with file URL and line."""
+    out = pd.DataFrame({column: frame[name] for name, column in spec.columns.items()}, index=frame.index)
+    names = pa.array(list(urls), pa.string())
+    out["file"] = pd.arrays.ArrowStringArray(names.take(pa.array(frame[FILE_COL].to_numpy(), pa.int32())))
+    out["line"] = frame[LINE_COL].to_numpy("int32")
+    return _conform(out, spec.records)
+
+
+def records_frame(records: pd.DataFrame, spec: SourceSpec) -> tuple[pd.DataFrame, list[str]]:
+    """Records read back from the warehouse as ``extract`` gives them: source names and types, ``_file`` (an
+    index into the returned URLs) and ``_line``."""
+    out = pd.DataFrame({name: records[column] for name, column in spec.columns.items()})
+    for f in spec.schema:
+        if pa.types.is_string(f.type):
+            out[f.name] = out[f.name].astype("string[pyarrow]")
+        elif pa.types.is_integer(f.type):
+            out[f.name] = out[f.name].astype("Int64")
+        else:
+            out[f.name] = out[f.name].astype("float64")
+    codes, urls = pd.factorize(records["file"].astype(str))
+    out[FILE_COL] = codes.astype("int32")
+    out[LINE_COL] = records["line"].to_numpy("int32")
+    return out.reset_index(drop=True), [str(u) for u in urls]
+
+
+@dataclass
+class LogBatch:
+    """What one batch of log records contributes: rows to stage, and partials to combine with other batches."""
+
+    records: pd.DataFrame  # kept in the warehouse (schema.EVENT_RECORDS)
+    songplays: pd.DataFrame
+    time: pd.DataFrame
+    users: pd.DataFrame  # partial: see ``users_partial``
+    level_points: pd.DataFrame
+    # Users whose partials in this batch could not be decided (none within one batch; kept for symmetry).
+    conflicts: set[str] = field(default_factory=set)
+
+
+def log_batch(events: pd.DataFrame, lookup: pd.DataFrame, urls: Sequence[str] | None = None) -> LogBatch:
+    """The star rows one batch of parsed events gives: the only path from log records to star rows.
+
+    ``urls`` names the files ``events[_file]`` indexes; without it (notebooks) no records are kept.
+    """
+    records = to_records(events, LOG_SOURCE, urls) if urls is not None else pd.DataFrame()
+    events = dedupe_events(events)
+    fact = _songplays(events, lookup)
+    return LogBatch(
+        records=records,
+        songplays=fact,
+        time=time(fact),
+        users=users_partial(events),
+        level_points=level_points(events),
+    )
+
+
+def song_records(frame: pd.DataFrame, urls: Sequence[str]) -> pd.DataFrame:
+    """Parsed song records as the warehouse keeps them."""
+    return to_records(frame, SONG_SOURCE, urls)
+
+
+# ------------------------------------------------------------------------------------------- in memory, whole
+
+
 @dataclass
 class Star:
-    """The five star frames of one run."""
+    """The star frames of one dataset, built in memory (notebooks, tests)."""
 
     users: pd.DataFrame
     songs: pd.DataFrame
     artists: pd.DataFrame
     time: pd.DataFrame
     songplays: pd.DataFrame
+    user_levels: pd.DataFrame
 
     def frames(self) -> dict[str, pd.DataFrame]:
         return {
@@ -225,41 +690,19 @@ class Star:
             "songs": self.songs,
             "time": self.time,
             "songplays": self.songplays,
+            "user_levels": self.user_levels,
         }
 
 
-def combine_lookups(*lookups: pd.DataFrame) -> pd.DataFrame:
-    """One lookup from several (this run's songs, the warehouse's catalogue), with the same tie rule."""
-    frames = [lk for lk in lookups if len(lk)]
-    if not frames:
-        return lookups[0]
-    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    df = df.astype(
-        {
-            "song": "string[pyarrow]",
-            "artist": "string[pyarrow]",
-            "length": "float64",
-            "song_id": "string[pyarrow]",
-            "artist_id": "string[pyarrow]",
-        }
-    )
-    return df.sort_values("song_id", kind="stable").drop_duplicates(["song", "artist", "length"])
-
-
-def build_star(song_records: pd.DataFrame, events: pd.DataFrame, stored_lookup: pd.DataFrame | None = None) -> Star:
-    """All five tables from the two source frames.
-
-    ``stored_lookup`` is the catalogue already in the warehouse: an incremental run reads only new song
-    files, but its plays must still match songs loaded on earlier nights.
-    """
-    lookup = song_lookup(song_records)
-    if stored_lookup is not None:
-        lookup = combine_lookups(lookup, stored_lookup)
-    fact = songplays(events, lookup)
+def build_star(song_records: pd.DataFrame, events: pd.DataFrame) -> Star:
+    """Every star table from the two source frames, through the same functions a run uses."""
+    cat = catalogue(song_records)
+    batch = log_batch(events, cat.lookup)
     return Star(
-        users=users(events),
-        songs=songs(song_records),
-        artists=artists(song_records),
-        time=time(fact),
-        songplays=fact,
+        users=finish_users(batch.users),
+        songs=cat.songs,
+        artists=cat.artists,
+        time=batch.time,
+        songplays=batch.songplays,
+        user_levels=user_levels(batch.level_points),
     )

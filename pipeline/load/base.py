@@ -1,16 +1,15 @@
-"""What every warehouse does the same way: schema DDL, the transactional merge, and the checks.
+"""What every warehouse does the same way: schema DDL, the transactional load, and the checks.
 
-A destination only says how to open a session and how to get staged Parquet files into a temporary
-table; the SQL around that comes from ``sql.py`` and ``checks.py`` for every target alike.
+A destination only says how to open a session and how to get staged Parquet files (or a frame) into a
+temporary relation; the SQL around that comes from ``sql.py`` and ``checks.py`` for every target alike.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +19,23 @@ import pandas as pd
 
 from .. import faults
 from ..checks import CheckFailed, CheckResult, integrity_checks, reconciliation_check, run_checks
-from ..schema import ALL_TABLES, LOADED_FILES, RUNS, TABLES, Table
+from ..schema import (
+    ALL_TABLES,
+    ARTISTS,
+    LOADED_FILES,
+    LOOKUP_CHANGES,
+    RECORDS,
+    RUN_FILES,
+    RUNS,
+    SONGPLAYS,
+    SONGS,
+    TABLES,
+    TIME,
+    USER_LEVELS,
+    USERS,
+    Column,
+    Table,
+)
 from ..sql import Dialect, quote, validate_identifier
 
 log = logging.getLogger(__name__)
@@ -43,19 +58,25 @@ class _Timed:
     def __init__(self, inner: Session):
         self.inner = inner
 
+    def _log(self, start: float, sql: str) -> None:
+        log.debug("%.2f s  %s", time.perf_counter() - start, " ".join(sql.split())[:140])
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         start = time.perf_counter()
         self.inner.execute(sql, params)
-        log.debug("%.2f s  %s", time.perf_counter() - start, " ".join(sql.split())[:140])
+        self._log(start, sql)
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         start = time.perf_counter()
         rows = self.inner.fetchall(sql, params)
-        log.debug("%.2f s  %s", time.perf_counter() - start, " ".join(sql.split())[:140])
+        self._log(start, sql)
         return rows
 
     def frame(self, sql: str) -> pd.DataFrame:
-        return self.inner.frame(sql)
+        start = time.perf_counter()
+        out = self.inner.frame(sql)
+        self._log(start, sql)
+        return out
 
     def begin(self) -> None:
         self.inner.begin()
@@ -74,6 +95,10 @@ def scalar(session: Session, sql: str) -> Any:
     return rows[0][0]
 
 
+class SchemaOutdated(RuntimeError):
+    """The warehouse's tables were created by an older version of the pipeline."""
+
+
 @dataclass(frozen=True)
 class StagedTable:
     table: Table
@@ -85,7 +110,7 @@ class StagedTable:
 
 @dataclass(frozen=True)
 class Staged:
-    """A run's star frames as Parquet files, ready to bulk-load."""
+    """A run's staged relations as Parquet files, ready to bulk-load."""
 
     run_id: str
     location: str
@@ -93,14 +118,62 @@ class Staged:
 
 
 @dataclass
+class Fixes:
+    """Rows a load writes beyond the staged ones, decided inside the load from what the warehouse holds.
+
+    ``users``/``user_levels`` replace every row of the users in ``user_keys``; ``songplays`` replace the plays
+    in ``songplay_keys`` (contested events, derived again from all their records).
+    """
+
+    users: pd.DataFrame
+    user_keys: pd.DataFrame
+    user_levels: pd.DataFrame
+    songplays: pd.DataFrame
+    songplay_keys: pd.DataFrame
+    time: pd.DataFrame
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class LoadResult:
     rows_merged: dict[str, int] = field(default_factory=dict)
     rows_total: dict[str, int] = field(default_factory=dict)
     checks: list[CheckResult] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
 
 
-def staging_table(table: Table) -> str:
-    return f"stg_{table.name}"
+class Workspace:
+    """What reconciliation sees inside the load transaction: the staged relations, queries, and a way to put
+    a frame beside them. Everything it reads is as of this transaction; nothing it puts outlives it."""
+
+    def __init__(self, dest: Destination, session: Session, raw: Session, staged: Staged, relations: dict[str, str]):
+        self.dest = dest
+        self.session = session
+        self.raw = raw
+        self.staged_at = staged.location
+        self.relations = relations
+        self.dialect = dest.dialect
+        self.schema = dest.schema
+
+    def relation(self, name: str) -> str:
+        """The quoted name of a staged relation (``"stg_<name>"``)."""
+        return self.relations[name]
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        return self.session.frame(sql)
+
+    def put(self, table: Table, frame: pd.DataFrame, name: str) -> str:
+        """Make ``frame`` (typed as ``table``) a temporary relation named ``name``; returns its quoted name."""
+        self.dest.put_frame(self.raw, table, frame, name, self.staged_at)
+        self.relations[name] = quote(name)
+        return quote(name)
+
+
+Reconcile = Callable[[Workspace], Fixes]
+
+
+def staging_table(name: str) -> str:
+    return f"stg_{name}"
 
 
 class Destination(ABC):
@@ -118,9 +191,16 @@ class Destination(ABC):
 
     @abstractmethod
     def stage_into(self, session: Session, staged: StagedTable, temp_name: str) -> None:
-        """Make ``temp_name`` (a temporary table or view) hold the staged files, typed like the target table.
+        """Make ``temp_name`` (a temporary table or view) hold the staged files, typed like ``staged.table``.
 
         Temporary objects last as long as the session, which ends with the load, so nothing drops them.
+        """
+
+    @abstractmethod
+    def put_frame(self, session: Session, table: Table, frame: pd.DataFrame, temp_name: str, location: str) -> None:
+        """Make ``temp_name`` a temporary relation holding ``frame``, typed like ``table``.
+
+        ``location`` is the run's staging folder, for targets that can only bulk-load from files.
         """
 
     def describe(self) -> str:
@@ -131,6 +211,9 @@ class Destination(ABC):
         return None
 
     # ------------------------------------------------------------------ shared
+
+    def _t(self, table: Table) -> str:
+        return self.dialect.qualified(self.schema, table.name)
 
     def _ddl(self) -> list[str]:
         return [self.dialect.create_schema(self.schema)] + [
@@ -144,30 +227,47 @@ class Destination(ABC):
                 s.execute(stmt)
             s.commit()
 
-    def drop_schema(self) -> None:
-        """Drop the star tables (not the schema itself, which may hold other things)."""
+    def check_schema(self) -> None:
+        """Fail, before anything is written, if a stored table's columns differ from ``schema.py``."""
+        sql, params = self.dialect.columns_of(self.schema)
+        with self.session() as s:
+            rows = s.fetchall(sql, params)
+        stored: dict[str, list[str]] = {}
+        for table, column in rows:
+            stored.setdefault(str(table).lower(), []).append(str(column).lower())
+        problems = []
+        for t in ALL_TABLES:
+            have = stored.get(t.name.lower())
+            if have is not None and have != [c.lower() for c in t.column_names]:
+                problems.append(f"{t.name} has ({', '.join(have)}), expected ({', '.join(t.column_names)})")
+        if problems:
+            raise SchemaOutdated(
+                "the warehouse's tables were created by an older version of the pipeline: "
+                + "; ".join(problems)
+                + ". Rebuild them from the source: `python -m pipeline drop-schema --yes`, then `run`."
+            )
+
+    def drop_schema(self, tables: tuple[Table, ...] = ALL_TABLES) -> None:
+        """Drop ``tables``: by default every table the pipeline owns (the star, the kept records, the ledger and
+        the run history), so the next run rebuilds from the source. Not the schema, which may hold other things."""
         with self.session() as s:
             s.begin()
-            for stmt in self.dialect.drop_schema_tables(self.schema):
+            for stmt in self.dialect.drop_tables(self.schema, tables):
                 s.execute(stmt)
             s.commit()
 
     def counts(self, session: Session) -> dict[str, int]:
-        return {
-            t.name: int(scalar(session, f"SELECT COUNT(*) FROM {self.dialect.qualified(self.schema, t.name)}"))
-            for t in TABLES
-        }
+        return {t.name: int(scalar(session, f"SELECT COUNT(*) FROM {self._t(t)}")) for t in TABLES}
 
-    def load(self, staged: Staged, full_refresh: bool = False) -> LoadResult:
-        """Merge the five staged star tables and the ledger, and check them, in one transaction.
+    def load(self, staged: Staged, reconcile: Reconcile, full_refresh: bool = False) -> LoadResult:
+        """Merge the staged relations and the fixes reconciliation decides, check, and commit: one transaction.
 
         The tables must exist (``create_schema``; a run creates them before it reads the ledger).
 
         All land, or none: a failure anywhere (a staged file, a check, a dropped connection, the process
-        killed) leaves the star tables and the ledger as they were. With ``full_refresh`` the star tables
-        and the ledger are emptied first, inside the same transaction, so the result equals a clean build.
-        Rows staged by different batches may share a key (the same event in two files, a user in two
-        batches); they are reduced to one per key, the newest by version column, before the merge.
+        killed) leaves every table and the ledger as they were. With ``full_refresh`` the star tables and the
+        kept records are emptied first, inside the same transaction, so the result is a clean build of what
+        was staged.
         """
         result = LoadResult()
         with self.session() as raw:
@@ -175,30 +275,17 @@ class Destination(ABC):
             s.begin()
             try:
                 if full_refresh:
-                    for table in (*reversed(TABLES), LOADED_FILES):
-                        s.execute(f"DELETE FROM {self.dialect.qualified(self.schema, table.name)}")
-                loaded = [t for t in (*TABLES, LOADED_FILES) if t.name in staged.tables]
-                source: dict[str, str] = {}
-                for table in loaded:
-                    st = staged.tables[table.name]
-                    temp = staging_table(table)
-                    self.stage_into(raw, st, temp)
-                    # Parts of different batches may share keys; counting is cheaper than always reducing.
-                    if len(st.files) > 1 and int(scalar(s, self.dialect.repeated_keys(table, quote(temp)))):
-                        deduped = temp + "_one"
-                        s.execute(self.dialect.one_per_key(table, temp, deduped))
-                        temp = deduped
-                    source[table.name] = temp
-                    for stmt in self.dialect.merge(self.schema, table, temp):
-                        s.execute(stmt)
-                    result.rows_merged[table.name] = st.rows
-                    log.debug("merged %s: %d staged rows", table.name, st.rows)
-                    faults.checkpoint(f"merged-{table.name}")
-                plays = source[TABLES[-1].name]
-                distinct_plays = int(scalar(s, f"SELECT COUNT(*) FROM {quote(plays)}"))
-                checks = integrity_checks(self.dialect, self.schema)
-                checks.append(reconciliation_check(self.dialect, self.schema, plays, distinct_plays))
-                result.checks = run_checks(checks, lambda sql: scalar(s, sql))
+                    for table in (*reversed(TABLES), *RECORDS):
+                        s.execute(f"DELETE FROM {self._t(table)}")
+                rel: dict[str, str] = {}
+                for name, st in staged.tables.items():
+                    self.stage_into(raw, st, staging_table(name))
+                    rel[name] = quote(staging_table(name))
+                ws = Workspace(self, s, raw, staged, rel)
+                fixes = reconcile(ws)
+                result.stats = fixes.stats
+                self._merge(s, ws, staged, fixes, result)
+                result.checks = self._check(s, ws)
                 failures = [c for c in result.checks if not c.ok]
                 if failures:
                     raise CheckFailed(failures)
@@ -211,7 +298,80 @@ class Destination(ABC):
         faults.checkpoint("after-commit")
         return result
 
-    # ------------------------------------------------------------------ ledger and run history
+    def _merge(self, s: Session, ws: Workspace, staged: Staged, fixes: Fixes, result: LoadResult) -> None:
+        d, schema, rel = self.dialect, self.schema, ws.relations
+        rows = {name: st.rows for name, st in staged.tables.items()}
+
+        def step(name: str) -> None:
+            log.debug("merged %s", name)
+            faults.checkpoint(f"merged-{name}")
+
+        # The records the star is derived from: a reloaded file's records replace its old ones.
+        for table in RECORDS:
+            if table.name in rel:
+                s.execute(d.delete_keys(schema, table, rel[RUN_FILES.name]))
+                s.execute(d.insert(schema, table, rel[table.name]))
+                result.rows_merged[table.name] = rows[table.name]
+        step("records")
+        # The catalogue: rows that changed, and songs or artists no song file holds any more.
+        for table in (ARTISTS, SONGS):
+            if table.name in rel:
+                for keys in (rel[table.name], rel[table.keys_table().name]):
+                    s.execute(d.delete_keys(schema, table, keys))
+                s.execute(d.insert(schema, table, rel[table.name]))
+                result.rows_merged[table.name] = rows[table.name]
+            step(table.name)
+        # Users and their level history: every row of each user the run touched, as reconciliation decided.
+        user_keys = ws.put(USERS.keys_table(), fixes.user_keys, "fix_user_keys")
+        for table, frame in ((USERS, fixes.users), (USER_LEVELS, fixes.user_levels)):
+            s.execute(d.delete_keys(schema, table, user_keys))
+            s.execute(d.insert(schema, table, ws.put(table, frame, f"fix_{table.name}")))
+            result.rows_merged[table.name] = len(frame)
+            step(table.name)
+        # Plays: new ones as staged; contested ones (an event in two files, a reloaded file) as derived again.
+        play_keys = ws.put(SONGPLAYS.keys_table(), fixes.songplay_keys, "fix_songplay_keys")
+        s.execute(d.start_times_of(schema, play_keys, "gone_times", rel.get(SONGPLAYS.name)))
+        s.execute(d.delete_keys(schema, SONGPLAYS, play_keys))
+        if SONGPLAYS.name in rel:
+            s.execute(
+                d.insert(
+                    schema,
+                    SONGPLAYS,
+                    rel[SONGPLAYS.name],
+                    f' WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM {play_keys})',
+                )
+            )
+        s.execute(d.insert(schema, SONGPLAYS, ws.put(SONGPLAYS, fixes.songplays, "fix_songplays")))
+        if LOOKUP_CHANGES.name in rel and rows.get(LOOKUP_CHANGES.name):
+            s.execute(d.rematch(schema, rel[LOOKUP_CHANGES.name]))
+        result.rows_merged[SONGPLAYS.name] = rows.get(SONGPLAYS.name, 0) + len(fixes.songplays)
+        step(SONGPLAYS.name)
+        # Time follows the plays: a row per start time some play has.
+        if TIME.name in rel:
+            s.execute(d.insert_missing(schema, TIME, rel[TIME.name]))
+        s.execute(d.insert_missing(schema, TIME, ws.put(TIME, fixes.time, "fix_time")))
+        s.execute(d.delete_orphan_times(schema, quote("gone_times")))
+        result.rows_merged[TIME.name] = rows.get(TIME.name, 0) + len(fixes.time)
+        step(TIME.name)
+        if LOADED_FILES.name in rel:
+            s.execute(d.delete_keys(schema, LOADED_FILES, rel[LOADED_FILES.name]))
+            s.execute(d.insert(schema, LOADED_FILES, rel[LOADED_FILES.name]))
+            result.rows_merged[LOADED_FILES.name] = rows[LOADED_FILES.name]
+
+    def _check(self, s: Session, ws: Workspace) -> list[CheckResult]:
+        checks = integrity_checks(self.dialect, self.schema)
+        checks.append(
+            reconciliation_check(
+                self.dialect,
+                self.schema,
+                ws.relations.get(SONGPLAYS.name),
+                ws.relation("fix_songplays"),
+                ws.relation("fix_songplay_keys"),
+            )
+        )
+        return run_checks(checks, lambda sql: scalar(s, sql))
+
+    # ------------------------------------------------------------------ ledger, stored state, run history
 
     def query(self, sql: str) -> pd.DataFrame:
         """A read-only query as a frame (analytics, notebooks, the report)."""
@@ -222,28 +382,38 @@ class Destination(ABC):
         with self.session() as s:
             return s.fetchall(sql, params)
 
-    def loaded_files(self) -> dict[str, tuple[int, str]]:
-        """url -> (size, version) of every file loaded so far."""
-        t = self.dialect.qualified(self.schema, LOADED_FILES.name)
+    def loaded_files(self) -> dict[str, tuple[str, int, str]]:
+        """url -> (source, size, version) of every file loaded so far."""
+        t = self._t(LOADED_FILES)
         return {
-            url: (int(size), str(version))
-            for url, size, version in self._select(f'SELECT "url", "size", "version" FROM {t}')
+            url: (str(source), int(size), str(version))
+            for url, source, size, version in self._select(f'SELECT "url", "source", "size", "version" FROM {t}')
         }
 
-    def stored_song_lookup(self) -> pd.DataFrame:
-        rows = self._select(self.dialect.song_lookup(self.schema))
-        frame = pd.DataFrame(rows, columns=["song", "artist", "length", "song_id", "artist_id"])
-        frame["length"] = frame["length"].astype("float64")
-        return frame
+    def stored_records(self, table: Table, files: Sequence[str] | None = None) -> pd.DataFrame:
+        """Kept source records (``schema.RECORDS``), all of them or those of ``files``, in file and line order."""
+        cols = ", ".join(quote(c) for c in table.column_names)
+        sql = f"SELECT {cols} FROM {self._t(table)}"
+        if files is not None:
+            if not files:
+                return self.query(sql + " WHERE 1 = 0")
+            p = self.dialect.param
+            with self.session() as s:
+                rows = s.fetchall(
+                    sql + f' WHERE "file" IN ({", ".join([p] * len(files))}) ORDER BY "file", "line"', list(files)
+                )
+            return pd.DataFrame([list(r) for r in rows], columns=table.column_names)
+        return self.query(sql + ' ORDER BY "file", "line"')
 
     def _runs(self) -> str:
-        return self.dialect.qualified(self.schema, RUNS.name)
+        return self._t(RUNS)
 
     def start_run(self, run_id: str, started_at: datetime) -> int:
         """Mark runs left 'running' by a killed process as abandoned, then record this one.
 
         Only called while holding the run lock, so no other run can be in progress.
         """
+        row = _run_row({"run_id": run_id, "started_at": started_at, "status": "running"})
         p = self.dialect.param
         with self.session() as s:
             s.begin()
@@ -251,40 +421,21 @@ class Destination(ABC):
             abandoned = int(rows[0][0])
             s.execute(f"UPDATE {self._runs()} SET \"status\" = 'abandoned' WHERE \"status\" = 'running'")
             s.execute(
-                f'INSERT INTO {self._runs()} ("run_id", "started_at", "status") VALUES ({p}, {p}, {p})',
-                (run_id, started_at, "running"),
+                f"INSERT INTO {self._runs()} ({', '.join(quote(c) for c in row)}) VALUES ({', '.join([p] * len(row))})",
+                list(row.values()),
             )
             s.commit()
         return abandoned
 
-    def end_run(
-        self,
-        run_id: str,
-        status: str,
-        ended_at: datetime,
-        files: int,
-        records: int,
-        rejected: int,
-        rows_merged: dict[str, int],
-        error: str | None,
-    ) -> None:
+    def end_run(self, run_id: str, values: dict[str, Any]) -> None:
+        """Record how a run ended: ``values`` by ``_sparkify_runs`` column (text cut to fit its column)."""
+        row = _run_row(values)
         p = self.dialect.param
         with self.session() as s:
             s.begin()
             s.execute(
-                f'UPDATE {self._runs()} SET "ended_at" = {p}, "status" = {p}, "files_read" = {p}, '
-                f'"records_read" = {p}, "records_rejected" = {p}, "rows_merged" = {p}, "error" = {p} '
-                f'WHERE "run_id" = {p}',
-                (
-                    ended_at,
-                    status,
-                    files,
-                    records,
-                    rejected,
-                    json.dumps(rows_merged),
-                    (error or "")[:4000] or None,
-                    run_id,
-                ),
+                f'UPDATE {self._runs()} SET {", ".join(f"{quote(c)} = {p}" for c in row)} WHERE "run_id" = {p}',
+                [*row.values(), run_id],
             )
             s.commit()
 
@@ -300,3 +451,20 @@ class Destination(ABC):
         """The integrity checks alone, against what is committed."""
         with self.session() as s:
             return run_checks(integrity_checks(self.dialect, self.schema), lambda sql: scalar(s, sql))
+
+
+def fit(column: Column, value: Any) -> Any:
+    """A text value cut to its column's size in UTF-8 bytes (as Redshift counts), never mid-character."""
+    if value is None or column.max_bytes is None or not isinstance(value, str):
+        return value
+    data = value.encode("utf-8")
+    if len(data) <= column.max_bytes:
+        return value
+    return data[: column.max_bytes].decode("utf-8", errors="ignore")
+
+
+def _run_row(values: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(values) - set(RUNS.column_names)
+    if unknown:
+        raise ValueError(f"{RUNS.name} has no column {sorted(unknown)}")
+    return {c: fit(RUNS.column(c), values[c]) for c in RUNS.column_names if c in values}

@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from ..schema import Table
 from ..sql import DUCKDB, literal, quote
 from .base import Destination, Session, StagedTable
 
@@ -63,13 +64,25 @@ class DuckDBDestination(Destination):
         # A view over the staged files, not a copy: DuckDB scans Parquet in parallel faster than it reads
         # back a temporary table that overflowed memory_limit (8M songplays: 5.7 s for the whole merge
         # and checks from the files, 9.3 s through a temporary table). Types are cast to the table's.
-        if staged.files:
-            cols = ", ".join(
-                f"CAST({quote(c.name)} AS {self.dialect.type_name(c)}) AS {quote(c.name)}" for c in staged.table.columns
+        if not staged.files:
+            session.execute(self.dialect.create_temp_table(staged.table, temp_name))
+            return
+        cols = ", ".join(
+            f"CAST({quote(c.name)} AS {self.dialect.type_name(c)}) AS {quote(c.name)}" for c in staged.table.columns
+        )
+        files = ", ".join(literal(f) for f in staged.files)
+        session.execute(f"CREATE OR REPLACE TEMP VIEW {quote(temp_name)} AS SELECT {cols} FROM read_parquet([{files}])")
+
+    def put_frame(self, session: Session, table: Table, frame: pd.DataFrame, temp_name: str, location: str) -> None:
+        # In-process: DuckDB reads the Arrow table where it lies, no file in between.
+        assert isinstance(session, _DuckSession)
+        from ..stage import to_arrow
+
+        arrow = to_arrow(frame, table)
+        session.con.register(f"{temp_name}__arrow", arrow)
+        try:
+            session.execute(
+                f"CREATE OR REPLACE TEMPORARY TABLE {quote(temp_name)} AS SELECT * FROM {quote(temp_name + '__arrow')}"
             )
-            files = ", ".join(literal(f) for f in staged.files)
-            source = f"SELECT {cols} FROM read_parquet([{files}])"
-        else:
-            cols = ", ".join(quote(c) for c in staged.table.column_names)
-            source = f"SELECT {cols} FROM {self.dialect.qualified(self.schema, staged.table.name)} LIMIT 0"
-        session.execute(f"CREATE OR REPLACE TEMP VIEW {quote(temp_name)} AS {source}")
+        finally:
+            session.con.unregister(f"{temp_name}__arrow")

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..schema import Table
 from ..sql import REDSHIFT, quote
 from .base import Destination, Session, StagedTable
 
@@ -151,12 +152,11 @@ class RedshiftDestination(Destination):
         from .. import aws
 
         assert isinstance(session, _RedshiftSession)
-        target = self.dialect.qualified(self.schema, staged.table.name)
         session.execute(f"DROP TABLE IF EXISTS {quote(temp_name)}")
-        session.execute(f"CREATE TEMPORARY TABLE {quote(temp_name)} (LIKE {target})")
+        session.execute(self.dialect.create_temp_table(staged.table, temp_name))
         if not staged.files:
             return
-        # One COPY of the table's prefix loads every part in parallel across the cluster's slices.
+        # One COPY of the relation's prefix loads every part in parallel across the cluster's slices.
         wr.redshift.copy_from_files(
             path=staged.prefix,
             con=session.con,
@@ -167,3 +167,15 @@ class RedshiftDestination(Destination):
             commit_transaction=False,
             boto3_session=aws.session(self.config),
         )
+
+    def put_frame(self, session: Session, table: Table, frame: pd.DataFrame, temp_name: str, location: str) -> None:
+        # COPY is the only bulk path into Redshift: the frame goes through S3 like the staged relations.
+        from .. import aws
+        from ..stage import write_part
+
+        folder = f"{location}/_reconciled/{temp_name}"
+        files = []
+        if len(frame):
+            files.append(f"{folder}/part-00000.parquet")
+            write_part(table, frame, files[0], aws.session(self.config))
+        self.stage_into(session, StagedTable(table, files, len(frame), prefix=folder + "/"), temp_name)
