@@ -16,6 +16,8 @@ import yaml
 from pipeline.schema import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
+# SPEC.md's reference figures on the real sample.
+REFERENCE = {"users": 97, "artists": 69, "songs": 71, "time": 6813, "songplays": 6820, "user_levels": 106}
 
 
 def write_config(tmp: Path, song_data: Path | str, log_data: Path | str, **sections: Any) -> Path:
@@ -65,3 +67,25 @@ def read_tables(db_path: Path | str, schema: str = "main") -> dict[str, pd.DataF
         }
     finally:
         con.close()
+
+
+def write_sources(root: Path, songs: list[dict[str, Any]], logs: dict[str, list[dict[str, Any]]]) -> None:
+    """Song files (one record each) and daily log files (name -> events) under ``root``."""
+    for i, rec in enumerate(songs):
+        path = root / "song_data" / "A" / "A" / "A" / f"TR{i:016d}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rec))
+    (root / "song_data").mkdir(parents=True, exist_ok=True)
+    for name, events in logs.items():
+        path = root / "log_data" / "2018" / "11" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(json.dumps(e) for e in events))
+    (root / "log_data").mkdir(parents=True, exist_ok=True)
+
+
+def run_here(config: Path, full_refresh: bool = False) -> Any:
+    """One run in this process, through ``runner.run`` (what the CLI calls)."""
+    from pipeline.config import load_config
+    from pipeline.runner import RunOptions, run
+
+    return run(load_config(config), RunOptions(full_refresh=full_refresh))

@@ -7,22 +7,20 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline import stage as staging
 from pipeline.checks import CheckFailed
 from pipeline.load.duckdb import DuckDBDestination
 from pipeline.schema import Column, Kind, Table
 from pipeline.sql import DUCKDB, REDSHIFT, quote
-from pipeline.transform import build_star
 
-from .conftest import event, events_frame, song, songs_frame
+from .conftest import event, song
+from .helpers import run_here, write_config, write_sources
 
 
 def _loaded(tmp_path: Path) -> DuckDBDestination:
-    dest = DuckDBDestination(str(tmp_path / "wh.duckdb"), "main")
-    dest.create_schema()
-    star = build_star(songs_frame(song()), events_frame(event(), event(itemInSession=1, ts=1541106106797)))
-    dest.load(staging.stage(star.frames(), str(tmp_path / "staging"), "r1"))
-    return dest
+    src = tmp_path / "src"
+    write_sources(src, [song()], {"2018-11-01-events.json": [event(), event(itemInSession=1, ts=1541106106797)]})
+    run_here(write_config(tmp_path, src / "song_data", src / "log_data"))
+    return DuckDBDestination(str(tmp_path / "wh.duckdb"), "main")
 
 
 def _failed(dest: DuckDBDestination) -> dict[str, int]:
@@ -54,9 +52,9 @@ def test_a_failed_check_rolls_the_load_back(tmp_path: Path) -> None:
     dest = _loaded(tmp_path)
     with duckdb.connect(dest.path) as con:
         con.execute("DELETE FROM users")  # every stored play is now an orphan
-    star = build_star(songs_frame(song()), events_frame(event(userId="999", sessionId=99)))
+    write_sources(tmp_path / "src", [song()], {"2018-11-02-events.json": [event(userId="999", sessionId=99)]})
     with pytest.raises(CheckFailed, match=r"songplays\.user_id_in_users"):
-        dest.load(staging.stage(star.frames(), str(tmp_path / "staging"), "r2"))
+        run_here(tmp_path / "config.yaml")
     with duckdb.connect(dest.path) as con:
         assert con.execute("SELECT COUNT(*) FROM songplays").fetchone() == (2,)
         assert con.execute("SELECT COUNT(*) FROM users").fetchone() == (0,)

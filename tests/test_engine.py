@@ -1,4 +1,4 @@
-"""The runner's background prefetch: order kept, errors raised in the caller, no thread left behind."""
+"""The local engine's background prefetch: order kept, errors raised in the caller, no thread left behind."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from contextlib import closing
 
 import pytest
 
-from pipeline.runner import prefetch
+from pipeline.engine import prefetch
 
 
 def test_items_arrive_in_order_while_the_next_is_produced_in_the_background() -> None:

@@ -107,6 +107,31 @@ def test_full_refresh_rebuilds_and_window_restricts(
     assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean_run)
 
 
+def test_full_refresh_keeps_the_rows_of_files_that_left_the_source(
+    sample_dir: Path, tmp_path: Path, clean_run: dict[str, pd.DataFrame]
+) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(sample_dir, src)
+    config = write_config(tmp_path, src / "song_data", src / "log_data")
+    run_json(config)
+    # Object stores expire old files: a song file and three days of logs leave the source.
+    sorted((src / "song_data").rglob("*.json"))[0].unlink()
+    for day in _days(src)[:3]:
+        day.unlink()
+    assert run_json(config)["files_read"] == {"song_data": 0, "log_data": 0}
+    full = run_json_args(config, "--full-refresh")
+    assert full["files_read"] == {"song_data": 70, "log_data": 27}
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean_run)
+
+
+def test_full_refresh_cannot_be_windowed(sample_dir: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
+    proc = cli("run", "-c", str(config), "--full-refresh", "--since", "2018-11-05")
+    assert proc.returncode == 2
+    assert "--full-refresh rebuilds every table from every file" in proc.stderr
+    assert not (tmp_path / "wh.duckdb").exists(), "refused before touching anything"
+
+
 def run_json_args(config: Path, *args: str) -> dict:
     proc = cli("run", "--json", "-q", "-c", str(config), *args)
     assert proc.returncode == 0, proc.stderr

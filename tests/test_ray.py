@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from . import scenarios
 from .helpers import read_tables, run_json, write_config
 from .services import free_port
 
@@ -61,3 +62,23 @@ def test_ray_engine_builds_the_same_star_tables(sample_dir: Path, tmp_path: Path
     a, b = read_tables(local / "wh.duckdb"), read_tables(distributed / "wh.duckdb")
     for name in a:
         pd.testing.assert_frame_equal(a[name], b[name], obj=name)
+
+
+def test_nights_on_ray_end_equal_to_one_full_run(tmp_path: Path, ray_cluster: str) -> None:
+    """The nightly property with tasks on two nodes: their partials combine like the local engine's batches."""
+    ds, nights = scenarios.hard_case()
+    source = scenarios.Source(tmp_path / "src")
+    config = write_config(tmp_path, tmp_path / "src" / "song_data", tmp_path / "src" / "log_data")
+    config.write_text(config.read_text() + f"engine: ray\nray:\n  address: {ray_cluster}\n")
+    for night in nights:
+        source.apply(ds, night)
+        summary = run_json(config, env={"RAY_USAGE_STATS_ENABLED": "0", "SPARKIFY__SOURCE__BATCH_MB": "0.004"})
+        assert summary["engine"] == "ray" and summary["status"] == "succeeded"
+
+    once = tmp_path / "once"
+    once.mkdir()
+    expected = scenarios.expected_folder(ds, nights, tmp_path / "expected")
+    run_json(write_config(once, expected / "song_data", expected / "log_data"))
+    want, got = read_tables(once / "wh.duckdb"), read_tables(tmp_path / "wh.duckdb")
+    for name in want:
+        pd.testing.assert_frame_equal(got[name], want[name], obj=name)

@@ -1,4 +1,4 @@
-"""The DuckDB destination: one transaction for all five tables, merges by key, version-aware users."""
+"""The DuckDB destination: one transaction for every table, merges by key, a backfill never wins over newer data."""
 
 from __future__ import annotations
 
@@ -7,64 +7,62 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import stage as staging
 from pipeline.load.duckdb import DuckDBDestination
-from pipeline.transform import Star, build_star
 
-from ..conftest import event, events_frame, song, songs_frame
-from ..helpers import read_tables
+from ..conftest import event, song
+from ..helpers import cli, read_tables, run_here, write_config, write_sources
 
 DAY = 86_400_000
+TS = 1541105830796
 
 
-def _star(*events: dict, songs: tuple[dict, ...] = (song(),)) -> Star:
-    return build_star(songs_frame(*songs), events_frame(*events))
-
-
-def _load(dest: DuckDBDestination, star: Star, tmp: Path, run_id: str) -> None:
-    dest.create_schema()
-    staged = staging.stage(star.frames(), str(tmp / "staging"), run_id)
-    dest.load(staged)
-
-
-def test_failure_in_the_fourth_table_leaves_all_five_as_they_were(tmp_path: Path) -> None:
-    dest = DuckDBDestination(str(tmp_path / "wh.duckdb"), "main")
-    _load(dest, _star(event()), tmp_path, "r1")
+def test_a_failure_after_five_tables_are_merged_leaves_every_table_as_it_was(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write_sources(src, [song()], {"2018-11-01-events.json": [event()]})
+    config = write_config(tmp_path, src / "song_data", src / "log_data")
+    run_here(config)
     before = read_tables(tmp_path / "wh.duckdb")
 
-    star = _star(event(userId="2", itemInSession=1, ts=1541105830796 + DAY), event(userId="3", itemInSession=2))
-    staged = staging.stage(star.frames(), str(tmp_path / "staging"), "r2")
-    # time is the fourth table loaded: users, artists and songs have been merged by then.
-    Path(staged.tables["time"].files[0]).write_bytes(b"not parquet")
-    with pytest.raises(Exception, match=r"parquet|Parquet"):
-        dest.load(staged)
-
+    write_sources(
+        src,
+        [song(), song(song_id="SOB", artist_id="ARB", title="Other")],
+        {"2018-11-02-events.json": [event(userId="2", itemInSession=1, ts=TS + DAY), event(userId="3", sessionId=7)]},
+    )
+    # Records, artists, songs, users and user_levels are merged when songplays fails.
+    proc = cli("run", "-c", str(config), env={"SPARKIFY_FAULT_FAIL_AT": "merged-songplays"})
+    assert proc.returncode == 1 and "injected failure at merged-songplays" in proc.stderr
     after = read_tables(tmp_path / "wh.duckdb")
     for name in before:
         pd.testing.assert_frame_equal(before[name], after[name], obj=name)
+    assert run_here(config).rows_total["users"] == 3
 
 
-def test_a_backfill_of_older_events_keeps_the_newer_level(tmp_path: Path) -> None:
-    dest = DuckDBDestination(str(tmp_path / "wh.duckdb"), "main")
-    _load(dest, _star(event(userId="5", level="paid", ts=1541105830796 + 2 * DAY)), tmp_path, "new")
-    _load(dest, _star(event(userId="5", level="free", ts=1541105830796, sessionId=9)), tmp_path, "old")
-    users = read_tables(tmp_path / "wh.duckdb")["users"]
-    assert users[["user_id", "level"]].values.tolist() == [["5", "paid"]]
+def test_a_backfill_of_older_events_keeps_the_newer_level_and_extends_the_history(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    config = write_config(tmp_path, src / "song_data", src / "log_data")
+    write_sources(src, [], {"2018-11-03-events.json": [event(userId="5", level="paid", ts=TS + 2 * DAY)]})
+    run_here(config)
+    write_sources(src, [], {"2018-11-01-events.json": [event(userId="5", level="free", ts=TS, sessionId=9)]})
+    run_here(config)
+    tables = read_tables(tmp_path / "wh.duckdb")
+    assert tables["users"][["user_id", "level"]].values.tolist() == [["5", "paid"]]
+    levels = tables["user_levels"]
+    assert levels["level"].tolist() == ["free", "paid"]
+    assert levels["valid_to"].iloc[0] == pd.Timestamp(TS + 2 * DAY, unit="ms") and pd.isna(levels["valid_to"].iloc[1])
     # ...and newer data does replace older.
-    _load(
-        dest,
-        _star(event(userId="5", level="free", ts=1541105830796 + 3 * DAY, sessionId=10)),
-        tmp_path,
-        "newer",
-    )
+    write_sources(src, [], {"2018-11-04-events.json": [event(userId="5", level="free", ts=TS + 3 * DAY, sessionId=10)]})
+    run_here(config)
     assert read_tables(tmp_path / "wh.duckdb")["users"]["level"].tolist() == ["free"]
 
 
-def test_reloading_overlapping_data_adds_only_new_rows(tmp_path: Path) -> None:
-    dest = DuckDBDestination(str(tmp_path / "wh.duckdb"), "main")
-    a, b = event(itemInSession=0), event(itemInSession=1, ts=1541105830796 + 1000)
-    _load(dest, _star(a), tmp_path, "r1")
-    _load(dest, _star(a, b), tmp_path, "r2")
+def test_the_same_events_in_an_overlapping_file_add_only_new_rows(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    config = write_config(tmp_path, src / "song_data", src / "log_data")
+    a, b = event(itemInSession=0), event(itemInSession=1, ts=TS + 1000)
+    write_sources(src, [song()], {"2018-11-01-events.json": [a]})
+    run_here(config)
+    write_sources(src, [song()], {"2018-11-01-again-events.json": [a, b]})
+    run_here(config)
     tables = read_tables(tmp_path / "wh.duckdb")
     assert tables["songplays"]["songplay_id"].tolist() == ["1:1:0", "1:1:1"]
     assert len(tables["time"]) == 2 and len(tables["users"]) == 1 and len(tables["songs"]) == 1

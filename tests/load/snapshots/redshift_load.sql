@@ -61,6 +61,9 @@ CREATE TABLE IF NOT EXISTS "<schema>"."songplays" (
     "session_id" BIGINT,
     "location" VARCHAR(1024),
     "user_agent" VARCHAR(2048),
+    "song_title" VARCHAR(1024),
+    "artist_name" VARCHAR(1024),
+    "song_length" DOUBLE PRECISION,
     PRIMARY KEY ("songplay_id"),
     FOREIGN KEY ("user_id") REFERENCES "<schema>"."users" ("user_id"),
     FOREIGN KEY ("start_time") REFERENCES "<schema>"."time" ("start_time"),
@@ -70,6 +73,62 @@ CREATE TABLE IF NOT EXISTS "<schema>"."songplays" (
 DISTSTYLE KEY
 DISTKEY ("start_time")
 SORTKEY ("start_time")
+;
+CREATE TABLE IF NOT EXISTS "<schema>"."user_levels" (
+    "user_id" VARCHAR(64) NOT NULL,
+    "level" VARCHAR(16) NOT NULL,
+    "valid_from" TIMESTAMP NOT NULL,
+    "valid_to" TIMESTAMP,
+    PRIMARY KEY ("user_id", "valid_from"),
+    FOREIGN KEY ("user_id") REFERENCES "<schema>"."users" ("user_id")
+)
+DISTSTYLE ALL
+SORTKEY ("user_id", "valid_from")
+;
+CREATE TABLE IF NOT EXISTS "<schema>"."_sparkify_song_records" (
+    "song_id" VARCHAR(32),
+    "title" VARCHAR(1024),
+    "artist_id" VARCHAR(32),
+    "artist_name" VARCHAR(1024),
+    "artist_location" VARCHAR(1024),
+    "artist_latitude" DOUBLE PRECISION,
+    "artist_longitude" DOUBLE PRECISION,
+    "duration" DOUBLE PRECISION,
+    "year" BIGINT,
+    "num_songs" BIGINT,
+    "file" VARCHAR(2048) NOT NULL,
+    "line" INTEGER NOT NULL,
+    PRIMARY KEY ("file", "line")
+)
+DISTSTYLE ALL
+SORTKEY ("file")
+;
+CREATE TABLE IF NOT EXISTS "<schema>"."_sparkify_event_records" (
+    "user_id" VARCHAR(64),
+    "session_id" BIGINT,
+    "item_in_session" BIGINT,
+    "ts" BIGINT,
+    "page" VARCHAR(64),
+    "level" VARCHAR(16),
+    "first_name" VARCHAR(256),
+    "last_name" VARCHAR(256),
+    "gender" VARCHAR(16),
+    "song" VARCHAR(1024),
+    "artist" VARCHAR(1024),
+    "length" DOUBLE PRECISION,
+    "location" VARCHAR(1024),
+    "user_agent" VARCHAR(2048),
+    "auth" VARCHAR(32),
+    "method" VARCHAR(16),
+    "status" BIGINT,
+    "registration" DOUBLE PRECISION,
+    "file" VARCHAR(2048) NOT NULL,
+    "line" INTEGER NOT NULL,
+    PRIMARY KEY ("file", "line")
+)
+DISTSTYLE KEY
+DISTKEY ("user_id")
+SORTKEY ("user_id", "ts")
 ;
 CREATE TABLE IF NOT EXISTS "<schema>"."_sparkify_loaded_files" (
     "url" VARCHAR(2048) NOT NULL,
@@ -112,47 +171,43 @@ commit
 ;
 begin transaction
 ;
-SELECT "url", "size", "version" FROM "<schema>"."_sparkify_loaded_files"
+SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = $1 ORDER BY table_name, ordinal_position
 ;
 begin transaction
 ;
-SELECT s."title" AS song, a."name" AS artist, s."duration" AS length, s."song_id", s."artist_id" FROM "<schema>"."songs" s JOIN "<schema>"."artists" a ON a."artist_id" = s."artist_id"
+SELECT "url", "source", "size", "version" FROM "<schema>"."_sparkify_loaded_files"
 ;
 begin transaction
 ;
-DROP TABLE IF EXISTS "stg_users"
+SELECT "song_id", "title", "artist_id", "artist_name", "artist_location", "artist_latitude", "artist_longitude", "duration", "year", "num_songs", "file", "line" FROM "<schema>"."_sparkify_song_records" ORDER BY "file", "line"
 ;
-CREATE TEMPORARY TABLE "stg_users" (LIKE "<schema>"."users")
+begin transaction
 ;
-SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
+DROP TABLE IF EXISTS "stg__sparkify_song_records"
 ;
-COPY "stg_users" 
-FROM 's3://<staging>/<run>/users/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
-
-FORMAT AS PARQUET
-;
-DELETE FROM "<schema>"."users" USING "stg_users" WHERE "<schema>"."users"."user_id" = "stg_users"."user_id" AND "stg_users"."last_seen_at" >= "<schema>"."users"."last_seen_at"
-;
-INSERT INTO "<schema>"."users" ("user_id", "first_name", "last_name", "gender", "level", "last_seen_at") SELECT "user_id", "first_name", "last_name", "gender", "level", "last_seen_at" FROM "stg_users" WHERE NOT EXISTS (SELECT 1 FROM "<schema>"."users" t WHERE t."user_id" = "stg_users"."user_id")
-;
-DROP TABLE IF EXISTS "stg_artists"
-;
-CREATE TEMPORARY TABLE "stg_artists" (LIKE "<schema>"."artists")
+CREATE TEMPORARY TABLE "stg__sparkify_song_records" ("song_id" VARCHAR(32), "title" VARCHAR(1024), "artist_id" VARCHAR(32), "artist_name" VARCHAR(1024), "artist_location" VARCHAR(1024), "artist_latitude" DOUBLE PRECISION, "artist_longitude" DOUBLE PRECISION, "duration" DOUBLE PRECISION, "year" BIGINT, "num_songs" BIGINT, "file" VARCHAR(2048), "line" INTEGER)
 ;
 SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
 ;
-COPY "stg_artists" 
-FROM 's3://<staging>/<run>/artists/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
+COPY "stg__sparkify_song_records" 
+FROM 's3://<staging>/<run>/_sparkify_song_records/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
 
 FORMAT AS PARQUET
 ;
-DELETE FROM "<schema>"."artists" USING "stg_artists" WHERE "<schema>"."artists"."artist_id" = "stg_artists"."artist_id"
+DROP TABLE IF EXISTS "stg__sparkify_event_records"
 ;
-INSERT INTO "<schema>"."artists" ("artist_id", "name", "location", "latitude", "longitude") SELECT "artist_id", "name", "location", "latitude", "longitude" FROM "stg_artists" WHERE NOT EXISTS (SELECT 1 FROM "<schema>"."artists" t WHERE t."artist_id" = "stg_artists"."artist_id")
+CREATE TEMPORARY TABLE "stg__sparkify_event_records" ("user_id" VARCHAR(64), "session_id" BIGINT, "item_in_session" BIGINT, "ts" BIGINT, "page" VARCHAR(64), "level" VARCHAR(16), "first_name" VARCHAR(256), "last_name" VARCHAR(256), "gender" VARCHAR(16), "song" VARCHAR(1024), "artist" VARCHAR(1024), "length" DOUBLE PRECISION, "location" VARCHAR(1024), "user_agent" VARCHAR(2048), "auth" VARCHAR(32), "method" VARCHAR(16), "status" BIGINT, "registration" DOUBLE PRECISION, "file" VARCHAR(2048), "line" INTEGER)
+;
+SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
+;
+COPY "stg__sparkify_event_records" 
+FROM 's3://<staging>/<run>/_sparkify_event_records/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
+
+FORMAT AS PARQUET
 ;
 DROP TABLE IF EXISTS "stg_songs"
 ;
-CREATE TEMPORARY TABLE "stg_songs" (LIKE "<schema>"."songs")
+CREATE TEMPORARY TABLE "stg_songs" ("song_id" VARCHAR(32), "title" VARCHAR(1024), "artist_id" VARCHAR(32), "year" SMALLINT, "duration" DOUBLE PRECISION)
 ;
 SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
 ;
@@ -161,13 +216,28 @@ FROM 's3://<staging>/<run>/songs/' IAM_ROLE 'arn:aws:iam::123456789012:role/spar
 
 FORMAT AS PARQUET
 ;
-DELETE FROM "<schema>"."songs" USING "stg_songs" WHERE "<schema>"."songs"."song_id" = "stg_songs"."song_id"
+DROP TABLE IF EXISTS "stg_songs_keys"
 ;
-INSERT INTO "<schema>"."songs" ("song_id", "title", "artist_id", "year", "duration") SELECT "song_id", "title", "artist_id", "year", "duration" FROM "stg_songs" WHERE NOT EXISTS (SELECT 1 FROM "<schema>"."songs" t WHERE t."song_id" = "stg_songs"."song_id")
+CREATE TEMPORARY TABLE "stg_songs_keys" ("song_id" VARCHAR(32))
+;
+DROP TABLE IF EXISTS "stg_artists"
+;
+CREATE TEMPORARY TABLE "stg_artists" ("artist_id" VARCHAR(32), "name" VARCHAR(1024), "location" VARCHAR(1024), "latitude" DOUBLE PRECISION, "longitude" DOUBLE PRECISION)
+;
+SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
+;
+COPY "stg_artists" 
+FROM 's3://<staging>/<run>/artists/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
+
+FORMAT AS PARQUET
+;
+DROP TABLE IF EXISTS "stg_artists_keys"
+;
+CREATE TEMPORARY TABLE "stg_artists_keys" ("artist_id" VARCHAR(32))
 ;
 DROP TABLE IF EXISTS "stg_time"
 ;
-CREATE TEMPORARY TABLE "stg_time" (LIKE "<schema>"."time")
+CREATE TEMPORARY TABLE "stg_time" ("start_time" TIMESTAMP, "hour" SMALLINT, "day" SMALLINT, "week" SMALLINT, "month" SMALLINT, "year" SMALLINT, "weekday" SMALLINT)
 ;
 SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
 ;
@@ -176,13 +246,9 @@ FROM 's3://<staging>/<run>/time/' IAM_ROLE 'arn:aws:iam::123456789012:role/spark
 
 FORMAT AS PARQUET
 ;
-DELETE FROM "<schema>"."time" USING "stg_time" WHERE "<schema>"."time"."start_time" = "stg_time"."start_time"
-;
-INSERT INTO "<schema>"."time" ("start_time", "hour", "day", "week", "month", "year", "weekday") SELECT "start_time", "hour", "day", "week", "month", "year", "weekday" FROM "stg_time" WHERE NOT EXISTS (SELECT 1 FROM "<schema>"."time" t WHERE t."start_time" = "stg_time"."start_time")
-;
 DROP TABLE IF EXISTS "stg_songplays"
 ;
-CREATE TEMPORARY TABLE "stg_songplays" (LIKE "<schema>"."songplays")
+CREATE TEMPORARY TABLE "stg_songplays" ("songplay_id" VARCHAR(128), "start_time" TIMESTAMP, "user_id" VARCHAR(64), "level" VARCHAR(16), "song_id" VARCHAR(32), "artist_id" VARCHAR(32), "session_id" BIGINT, "location" VARCHAR(1024), "user_agent" VARCHAR(2048), "song_title" VARCHAR(1024), "artist_name" VARCHAR(1024), "song_length" DOUBLE PRECISION)
 ;
 SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
 ;
@@ -191,13 +257,31 @@ FROM 's3://<staging>/<run>/songplays/' IAM_ROLE 'arn:aws:iam::123456789012:role/
 
 FORMAT AS PARQUET
 ;
-DELETE FROM "<schema>"."songplays" USING "stg_songplays" WHERE "<schema>"."songplays"."songplay_id" = "stg_songplays"."songplay_id"
+DROP TABLE IF EXISTS "stg_lookup_changes"
 ;
-INSERT INTO "<schema>"."songplays" ("songplay_id", "start_time", "user_id", "level", "song_id", "artist_id", "session_id", "location", "user_agent") SELECT "songplay_id", "start_time", "user_id", "level", "song_id", "artist_id", "session_id", "location", "user_agent" FROM "stg_songplays" WHERE NOT EXISTS (SELECT 1 FROM "<schema>"."songplays" t WHERE t."songplay_id" = "stg_songplays"."songplay_id")
+CREATE TEMPORARY TABLE "stg_lookup_changes" ("song_title" VARCHAR(1024), "artist_name" VARCHAR(1024), "song_length" DOUBLE PRECISION, "song_id" VARCHAR(32), "artist_id" VARCHAR(32))
+;
+SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
+;
+COPY "stg_lookup_changes" 
+FROM 's3://<staging>/<run>/lookup_changes/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
+
+FORMAT AS PARQUET
+;
+DROP TABLE IF EXISTS "stg_run_files"
+;
+CREATE TEMPORARY TABLE "stg_run_files" ("file" VARCHAR(2048))
+;
+SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
+;
+COPY "stg_run_files" 
+FROM 's3://<staging>/<run>/run_files/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
+
+FORMAT AS PARQUET
 ;
 DROP TABLE IF EXISTS "stg__sparkify_loaded_files"
 ;
-CREATE TEMPORARY TABLE "stg__sparkify_loaded_files" (LIKE "<schema>"."_sparkify_loaded_files")
+CREATE TEMPORARY TABLE "stg__sparkify_loaded_files" ("url" VARCHAR(2048), "source" VARCHAR(16), "size" BIGINT, "version" VARCHAR(256), "run_id" VARCHAR(64), "loaded_at" TIMESTAMP)
 ;
 SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
 ;
@@ -206,11 +290,115 @@ FROM 's3://<staging>/<run>/_sparkify_loaded_files/' IAM_ROLE 'arn:aws:iam::12345
 
 FORMAT AS PARQUET
 ;
+SELECT r."user_id", r."session_id", r."item_in_session" FROM "<schema>"."_sparkify_event_records" r WHERE r."user_id" <> '' AND r."file" IN (SELECT "file" FROM "stg_run_files") UNION SELECT s."user_id", s."session_id", s."item_in_session" FROM "stg__sparkify_event_records" s JOIN "<schema>"."_sparkify_event_records" r ON r."user_id" = s."user_id" AND r."session_id" = s."session_id" AND r."item_in_session" = s."item_in_session" WHERE s."user_id" <> '' AND r."file" NOT IN (SELECT "file" FROM "stg_run_files") UNION SELECT "user_id", "session_id", "item_in_session" FROM "stg__sparkify_event_records" WHERE "user_id" <> '' GROUP BY "user_id", "session_id", "item_in_session" HAVING COUNT(*) > 1
+;
+DROP TABLE IF EXISTS "touched_users"
+;
+CREATE TEMPORARY TABLE "touched_users" ("user_id" VARCHAR(64))
+;
+SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
+;
+COPY "touched_users" 
+FROM 's3://<staging>/<run>/touched_users/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
+
+FORMAT AS PARQUET
+;
+SELECT t."user_id", t."first_name", t."last_name", t."gender", t."level", t."last_seen_at" FROM "<schema>"."users" t JOIN "touched_users" k ON t."user_id" = k."user_id"
+;
+SELECT t."user_id", t."level", t."valid_from", t."valid_to" FROM "<schema>"."user_levels" t JOIN "touched_users" k ON t."user_id" = k."user_id"
+;
+DELETE FROM "<schema>"."_sparkify_song_records" USING "stg_run_files" WHERE "<schema>"."_sparkify_song_records"."file" = "stg_run_files"."file"
+;
+INSERT INTO "<schema>"."_sparkify_song_records" ("song_id", "title", "artist_id", "artist_name", "artist_location", "artist_latitude", "artist_longitude", "duration", "year", "num_songs", "file", "line") SELECT "song_id", "title", "artist_id", "artist_name", "artist_location", "artist_latitude", "artist_longitude", "duration", "year", "num_songs", "file", "line" FROM "stg__sparkify_song_records"
+;
+DELETE FROM "<schema>"."_sparkify_event_records" USING "stg_run_files" WHERE "<schema>"."_sparkify_event_records"."file" = "stg_run_files"."file"
+;
+INSERT INTO "<schema>"."_sparkify_event_records" ("user_id", "session_id", "item_in_session", "ts", "page", "level", "first_name", "last_name", "gender", "song", "artist", "length", "location", "user_agent", "auth", "method", "status", "registration", "file", "line") SELECT "user_id", "session_id", "item_in_session", "ts", "page", "level", "first_name", "last_name", "gender", "song", "artist", "length", "location", "user_agent", "auth", "method", "status", "registration", "file", "line" FROM "stg__sparkify_event_records"
+;
+DELETE FROM "<schema>"."artists" USING "stg_artists" WHERE "<schema>"."artists"."artist_id" = "stg_artists"."artist_id"
+;
+DELETE FROM "<schema>"."artists" USING "stg_artists_keys" WHERE "<schema>"."artists"."artist_id" = "stg_artists_keys"."artist_id"
+;
+INSERT INTO "<schema>"."artists" ("artist_id", "name", "location", "latitude", "longitude") SELECT "artist_id", "name", "location", "latitude", "longitude" FROM "stg_artists"
+;
+DELETE FROM "<schema>"."songs" USING "stg_songs" WHERE "<schema>"."songs"."song_id" = "stg_songs"."song_id"
+;
+DELETE FROM "<schema>"."songs" USING "stg_songs_keys" WHERE "<schema>"."songs"."song_id" = "stg_songs_keys"."song_id"
+;
+INSERT INTO "<schema>"."songs" ("song_id", "title", "artist_id", "year", "duration") SELECT "song_id", "title", "artist_id", "year", "duration" FROM "stg_songs"
+;
+DROP TABLE IF EXISTS "fix_user_keys"
+;
+CREATE TEMPORARY TABLE "fix_user_keys" ("user_id" VARCHAR(64))
+;
+SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
+;
+COPY "fix_user_keys" 
+FROM 's3://<staging>/<run>/fix_user_keys/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
+
+FORMAT AS PARQUET
+;
+DELETE FROM "<schema>"."users" USING "fix_user_keys" WHERE "<schema>"."users"."user_id" = "fix_user_keys"."user_id"
+;
+DROP TABLE IF EXISTS "fix_users"
+;
+CREATE TEMPORARY TABLE "fix_users" ("user_id" VARCHAR(64), "first_name" VARCHAR(256), "last_name" VARCHAR(256), "gender" VARCHAR(16), "level" VARCHAR(16), "last_seen_at" TIMESTAMP)
+;
+SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
+;
+COPY "fix_users" 
+FROM 's3://<staging>/<run>/fix_users/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
+
+FORMAT AS PARQUET
+;
+INSERT INTO "<schema>"."users" ("user_id", "first_name", "last_name", "gender", "level", "last_seen_at") SELECT "user_id", "first_name", "last_name", "gender", "level", "last_seen_at" FROM "fix_users"
+;
+DELETE FROM "<schema>"."user_levels" USING "fix_user_keys" WHERE "<schema>"."user_levels"."user_id" = "fix_user_keys"."user_id"
+;
+DROP TABLE IF EXISTS "fix_user_levels"
+;
+CREATE TEMPORARY TABLE "fix_user_levels" ("user_id" VARCHAR(64), "level" VARCHAR(16), "valid_from" TIMESTAMP, "valid_to" TIMESTAMP)
+;
+SELECT true WHERE EXISTS (SELECT * FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = $1);
+;
+COPY "fix_user_levels" 
+FROM 's3://<staging>/<run>/fix_user_levels/' IAM_ROLE 'arn:aws:iam::123456789012:role/sparkify-copy'
+
+FORMAT AS PARQUET
+;
+INSERT INTO "<schema>"."user_levels" ("user_id", "level", "valid_from", "valid_to") SELECT "user_id", "level", "valid_from", "valid_to" FROM "fix_user_levels"
+;
+DROP TABLE IF EXISTS "fix_songplay_keys"
+;
+CREATE TEMPORARY TABLE "fix_songplay_keys" ("songplay_id" VARCHAR(128))
+;
+CREATE TEMPORARY TABLE "gone_times" AS SELECT p."start_time" FROM "<schema>"."songplays" p JOIN "fix_songplay_keys" k ON k."songplay_id" = p."songplay_id" UNION SELECT p."start_time" FROM "stg_songplays" p JOIN "fix_songplay_keys" k ON k."songplay_id" = p."songplay_id"
+;
+DELETE FROM "<schema>"."songplays" USING "fix_songplay_keys" WHERE "<schema>"."songplays"."songplay_id" = "fix_songplay_keys"."songplay_id"
+;
+INSERT INTO "<schema>"."songplays" ("songplay_id", "start_time", "user_id", "level", "song_id", "artist_id", "session_id", "location", "user_agent", "song_title", "artist_name", "song_length") SELECT "songplay_id", "start_time", "user_id", "level", "song_id", "artist_id", "session_id", "location", "user_agent", "song_title", "artist_name", "song_length" FROM "stg_songplays" WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM "fix_songplay_keys")
+;
+DROP TABLE IF EXISTS "fix_songplays"
+;
+CREATE TEMPORARY TABLE "fix_songplays" ("songplay_id" VARCHAR(128), "start_time" TIMESTAMP, "user_id" VARCHAR(64), "level" VARCHAR(16), "song_id" VARCHAR(32), "artist_id" VARCHAR(32), "session_id" BIGINT, "location" VARCHAR(1024), "user_agent" VARCHAR(2048), "song_title" VARCHAR(1024), "artist_name" VARCHAR(1024), "song_length" DOUBLE PRECISION)
+;
+INSERT INTO "<schema>"."songplays" ("songplay_id", "start_time", "user_id", "level", "song_id", "artist_id", "session_id", "location", "user_agent", "song_title", "artist_name", "song_length") SELECT "songplay_id", "start_time", "user_id", "level", "song_id", "artist_id", "session_id", "location", "user_agent", "song_title", "artist_name", "song_length" FROM "fix_songplays"
+;
+UPDATE "<schema>"."songplays" SET "song_id" = c."song_id", "artist_id" = c."artist_id" FROM "stg_lookup_changes" c WHERE "<schema>"."songplays"."song_title" = c."song_title" AND "<schema>"."songplays"."artist_name" = c."artist_name" AND "<schema>"."songplays"."song_length" = c."song_length"
+;
+INSERT INTO "<schema>"."time" ("start_time", "hour", "day", "week", "month", "year", "weekday") SELECT DISTINCT s."start_time", s."hour", s."day", s."week", s."month", s."year", s."weekday" FROM "stg_time" s WHERE NOT EXISTS (SELECT 1 FROM "<schema>"."time" t WHERE t."start_time" = s."start_time")
+;
+DROP TABLE IF EXISTS "fix_time"
+;
+CREATE TEMPORARY TABLE "fix_time" ("start_time" TIMESTAMP, "hour" SMALLINT, "day" SMALLINT, "week" SMALLINT, "month" SMALLINT, "year" SMALLINT, "weekday" SMALLINT)
+;
+INSERT INTO "<schema>"."time" ("start_time", "hour", "day", "week", "month", "year", "weekday") SELECT DISTINCT s."start_time", s."hour", s."day", s."week", s."month", s."year", s."weekday" FROM "fix_time" s WHERE NOT EXISTS (SELECT 1 FROM "<schema>"."time" t WHERE t."start_time" = s."start_time")
+;
+DELETE FROM "<schema>"."time" WHERE "start_time" IN (SELECT "start_time" FROM "gone_times") AND "start_time" NOT IN (SELECT p."start_time" FROM "<schema>"."songplays" p JOIN "gone_times" c ON c."start_time" = p."start_time")
+;
 DELETE FROM "<schema>"."_sparkify_loaded_files" USING "stg__sparkify_loaded_files" WHERE "<schema>"."_sparkify_loaded_files"."url" = "stg__sparkify_loaded_files"."url"
 ;
-INSERT INTO "<schema>"."_sparkify_loaded_files" ("url", "source", "size", "version", "run_id", "loaded_at") SELECT "url", "source", "size", "version", "run_id", "loaded_at" FROM "stg__sparkify_loaded_files" WHERE NOT EXISTS (SELECT 1 FROM "<schema>"."_sparkify_loaded_files" t WHERE t."url" = "stg__sparkify_loaded_files"."url")
-;
-SELECT COUNT(*) FROM "stg_songplays"
+INSERT INTO "<schema>"."_sparkify_loaded_files" ("url", "source", "size", "version", "run_id", "loaded_at") SELECT "url", "source", "size", "version", "run_id", "loaded_at" FROM "stg__sparkify_loaded_files"
 ;
 SELECT COUNT("user_id") - COUNT(DISTINCT "user_id") FROM "<schema>"."users"
 ;
@@ -248,7 +436,15 @@ SELECT COUNT(*) FROM "<schema>"."songplays" c WHERE c."song_id" IS NOT NULL AND 
 ;
 SELECT COUNT(*) FROM "<schema>"."songplays" c WHERE c."artist_id" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "<schema>"."artists" p WHERE p."artist_id" = c."artist_id")
 ;
-SELECT COUNT(*) FROM "<schema>"."songplays" s WHERE EXISTS (SELECT 1 FROM "stg_songplays" g WHERE g."songplay_id" = s."songplay_id")
+SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM "<schema>"."user_levels" WHERE "user_id" IS NOT NULL AND "valid_from" IS NOT NULL GROUP BY "user_id", "valid_from" HAVING COUNT(*) > 1) d
+;
+SELECT COUNT(*) FROM "<schema>"."user_levels" WHERE "user_id" IS NULL OR "valid_from" IS NULL
+;
+SELECT COUNT(*) FROM "<schema>"."user_levels" c WHERE c."user_id" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "<schema>"."users" p WHERE p."user_id" = c."user_id")
+;
+SELECT COUNT(*) FROM "<schema>"."user_levels" WHERE "user_id" IS NULL
+;
+SELECT (SELECT COUNT(*) FROM (SELECT "songplay_id" FROM "stg_songplays" WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM "fix_songplay_keys") UNION SELECT "songplay_id" FROM "fix_songplays") e) - (SELECT COUNT(*) FROM "<schema>"."songplays" s WHERE s."songplay_id" IN (SELECT "songplay_id" FROM (SELECT "songplay_id" FROM "stg_songplays" WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM "fix_songplay_keys") UNION SELECT "songplay_id" FROM "fix_songplays") e))
 ;
 SELECT COUNT(*) FROM "<schema>"."users"
 ;
@@ -259,6 +455,8 @@ SELECT COUNT(*) FROM "<schema>"."songs"
 SELECT COUNT(*) FROM "<schema>"."time"
 ;
 SELECT COUNT(*) FROM "<schema>"."songplays"
+;
+SELECT COUNT(*) FROM "<schema>"."user_levels"
 ;
 commit
 ;
