@@ -8,10 +8,10 @@ functions, from the kept records behind them (``_sparkify_event_records``):
 
 - an event whose records change (its file is reloaded), meet a stored record from another file, or appear
   more than once in the run is *contested*: its play and its user are derived again from all their records;
-- a user whose events of this run interleave in time with stored ones or with each other (a session that runs
-  past midnight into the next day's file, a back-filled day between loaded ones) has the *tail* of their
-  history derived again: the records from the run's first event of that user on, spliced onto the stored
-  periods before it. Nothing before that point can change, so nothing before it is read.
+- where a user's events of this run interleave in time with stored ones or with each other (a session that
+  runs past midnight into the next day's file, a back-filled day overlapping loaded ones), level-history
+  points cannot say how the levels alternate: that stretch of time is a *hole*, and only the records in it
+  (and the first millisecond after it) are read, to fill it. Outside holes the points stay exact.
 
 So whatever order files arrive in, and in whatever batches, every row ends as one run over every file would
 make it.
@@ -32,7 +32,7 @@ from .sources import LOG_SOURCE
 
 log = logging.getLogger(__name__)
 
-EVERYTHING = np.iinfo(np.int64).min
+EVERYTHING, LATEST = np.iinfo(np.int64).min, np.iinfo(np.int64).max
 
 
 @dataclass
@@ -42,63 +42,67 @@ class RunPartials:
     users: pd.DataFrame  # ``transform.users_partial`` rows, combined over the batches
     level_points: pd.DataFrame
     lookup: pd.DataFrame  # the catalogue's lookup after this run
-    # Users whose batches could not be combined (their parts interleave in time).
-    conflicts: set[str] = field(default_factory=set)
-    # Each user's first event in this run (ts): where a derivation of their tail starts.
-    first_ts: pd.Series = field(default_factory=lambda: pd.Series(dtype="int64"))
-    # Records derived again in one go (about a batch's worth), so memory stays bounded.
+    # Stretches of users' histories where the run's batches interleave (``transform.combine_level_points``).
+    holes: pd.DataFrame = field(default_factory=T.empty_holes)
+    # Records read back at a time when rows are derived again (about a batch's worth), so memory stays bounded.
     chunk_records: int = 500_000
 
     def add(self, users: pd.DataFrame, points: pd.DataFrame) -> None:
         """Fold one batch in (in any order: the combination does not depend on it)."""
-        self.users, c1 = T.combine_users(self.users, users)
-        self.level_points, c2 = T.combine_level_points(self.level_points, points)
-        self.conflicts |= c1 | c2
-        # A user's first point is their first event of the batch.
-        first = points.groupby("user_id", sort=False)["ts"].min()
-        both = pd.concat([self.first_ts, first]) if len(self.first_ts) else first
-        self.first_ts = both.groupby(level=0).min()
+        # Within a run every partial knows its event's session and item, so users always combine.
+        self.users, _ = T.combine_users(self.users, users)
+        self.level_points, self.holes = T.combine_level_points(self.level_points, points, holes=self.holes)
 
 
 def _user_frame(ids: pd.Series | list[str] | set[str]) -> pd.DataFrame:
     return pd.DataFrame({"user_id": pd.array(sorted({str(i) for i in ids}), dtype="string[pyarrow]")})
 
 
-def _without(frame: pd.DataFrame, users: set[str]) -> pd.DataFrame:
-    return frame.loc[~frame["user_id"].isin(users)] if users else frame
+# What ``users`` and the level history read of an event; the rest matters only to contested events.
+SLIM = ["user_id", "session_id", "item_in_session", "ts", "level", "first_name", "last_name", "gender"]
 
 
-def _chunks(ws: Workspace, start: pd.DataFrame, per_chunk: int) -> list[pd.DataFrame]:
-    """The users to derive again, in groups of at most about ``per_chunk`` records."""
+def _chunks(ws: Workspace, windows: pd.DataFrame, per_chunk: int, by_user: bool) -> list[pd.DataFrame]:
+    """``windows`` in groups of at most about ``per_chunk`` records (a user's windows together if ``by_user``)."""
     staged, run_files = ws.relation(EVENT_RECORDS.name), ws.relation(RUN_FILES.name)
-    counts = ws.frame(ws.dialect.record_counts(ws.schema, staged, run_files, ws.put(REDERIVE, start, "rederive")))
-    sizes = dict(zip(counts["user_id"].astype(str), counts["n"].astype(int), strict=True))
+    windows = windows.reset_index(drop=True)
+    counts = ws.frame(ws.dialect.record_counts(ws.schema, staged, run_files, ws.put(REDERIVE, windows, "rederive")))
+    sizes = {
+        (str(u), int(f)): int(n) for u, f, n in zip(counts["user_id"], counts["from_ts"], counts["n"], strict=True)
+    }
+    units = (
+        list(windows.groupby("user_id", sort=True).groups.values()) if by_user else [[i] for i in range(len(windows))]
+    )
     groups: list[list[int]] = [[]]
     total = 0
-    for i, user in enumerate(start["user_id"].astype(str)):
-        n = sizes.get(user, 0)
+    for rows in units:
+        n = sum(sizes.get((str(windows["user_id"].iloc[i]), int(windows["from_ts"].iloc[i])), 0) for i in rows)
         if groups[-1] and total + n > per_chunk:
             groups.append([])
             total = 0
-        groups[-1].append(i)
+        groups[-1].extend(int(i) for i in rows)
         total += n
-    return [start.iloc[g] for g in groups if g]
+    return [windows.iloc[g] for g in groups if g]
 
 
-def _derive(
-    ws: Workspace, chunk: pd.DataFrame, n: int, contested: pd.DataFrame, lookup: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Users rows, level points (of the tail read) and contested plays of the users in ``chunk``."""
+def _read(ws: Workspace, windows: pd.DataFrame, n: int, columns: list[str] | None = None) -> pd.DataFrame:
+    """Events of the users in ``windows``, in each one's window (deduplicated when all columns are read)."""
     staged, run_files = ws.relation(EVENT_RECORDS.name), ws.relation(RUN_FILES.name)
-    who = ws.put(REDERIVE, chunk, f"rederive_{n}")
-    records = ws.frame(ws.dialect.records_of_users(ws.schema, staged, run_files, who))
-    events = T.dedupe_events(T.records_frame(records, LOG_SOURCE)[0])
-    del records
+    who = ws.put(REDERIVE, windows, f"rederive_{n}")
+    records = ws.frame(ws.dialect.records_in_windows(ws.schema, staged, run_files, who, columns))
+    log.debug(
+        "read %d kept records in %d windows of %d users", len(records), len(windows), windows["user_id"].nunique()
+    )
+    events = T.records_frame(records, LOG_SOURCE)[0]
+    return T.dedupe_events(events) if columns is None else events
+
+
+def _is_contested(events: pd.DataFrame, contested: pd.DataFrame) -> np.ndarray:
     keys = pd.MultiIndex.from_frame(contested.astype({"session_id": "int64", "item_in_session": "int64"}))
     mine = pd.MultiIndex.from_arrays(
         [events["userId"].astype(str), events["sessionId"].astype("int64"), events["itemInSession"].astype("int64")]
-    ).isin(keys)
-    return T.users_partial(events), T.level_points(events), T._songplays(events.loc[mine], lookup)
+    )
+    return np.asarray(mine.isin(keys))
 
 
 def reconciler(partials: RunPartials) -> Reconcile:
@@ -110,42 +114,62 @@ def reconciler(partials: RunPartials) -> Reconcile:
         touched = ws.put(USERS.keys_table(), _user_frame(partials.users["user_id"]), "touched_users")
         stored_rows = ws.frame(d.rows_for_keys(schema, USERS, touched))
         stored = T.stored_points(ws.frame(d.rows_for_keys(schema, USER_LEVELS, touched)), stored_rows)
-        users, c1 = T.combine_users(T.stored_users(stored_rows), partials.users)
-        points, c2 = T.combine_level_points(stored, partials.level_points)
+        users, tied = T.combine_users(T.stored_users(stored_rows), partials.users)
+        points, holes = T.combine_level_points(stored, partials.level_points, holes=partials.holes)
+        # A run's latest event of a user in the same millisecond as the stored one: read that millisecond.
+        at = T.stored_users(stored_rows).set_index("user_id")["_ts"]
+        ties = pd.DataFrame({"user_id": sorted(tied), "from_ts": [int(at[u]) for u in sorted(tied)]})
+        holes = T.union(holes, ties.assign(to_ts=ties["from_ts"]))
 
         whole = set(contested["user_id"].astype(str))
-        tail = (partials.conflicts | c1 | c2) - whole
-        again = whole | tail
-        plays = T.empty(SONGPLAYS)
-        if again:
-            start = pd.DataFrame(
-                {
-                    "user_id": pd.array(sorted(again), dtype="string[pyarrow]"),
-                    "from_ts": [EVERYTHING if u in whole else int(partials.first_ts[u]) for u in sorted(again)],
-                }
-            )
-            derived = [
-                _derive(ws, chunk, n, contested, partials.lookup)
-                for n, chunk in enumerate(_chunks(ws, start, partials.chunk_records))
+        everything = pd.DataFrame(
+            {"user_id": pd.array(sorted(whole), dtype="string[pyarrow]"), "from_ts": EVERYTHING, "to_ts": LATEST}
+        )
+        windows = T.concat(
+            [
+                T.hole_windows(points, holes.loc[~holes["user_id"].isin(whole)]),
+                everything.assign(until_ts=LATEST),
             ]
-            # The stored history before each tail is kept as it is; the tail's points continue it.
-            before = stored.loc[stored["user_id"].isin(tail)]
-            before = before.loc[before["ts"] < before["user_id"].map(start.set_index("user_id")["from_ts"])]
-            spliced, clash = T.combine_level_points(before, T.concat([p for _, p, _ in derived]))
-            assert not clash, f"a tail overlaps the history before it: {sorted(clash)[:5]}"
-            users = T.concat([_without(users, again), *(u for u, _, _ in derived)])
-            points = T.concat([_without(points, again), spliced])
-            plays = T.concat([plays, *(p for _, _, p in derived)])
+        )
+        plays = T.empty(SONGPLAYS)
+        if len(windows):
+            redone_users, redone_points, redone_plays = [], [], []
+            n = 0
+            # Contested users: every record, every column (duplicates are decided on all of them).
+            for chunk in _chunks(ws, windows.loc[windows["user_id"].isin(whole)], partials.chunk_records, True):
+                events = _read(ws, chunk, n)
+                n += 1
+                redone_users.append(T.users_partial(events))
+                redone_points.append(T.level_points(events))
+                redone_plays.append(T._songplays(events.loc[_is_contested(events, contested)], partials.lookup))
+            # Holes: only their stretches, window by window, and only what users and levels read.
+            gaps = windows.loc[~windows["user_id"].isin(whole)]
+            filled = []
+            for chunk in _chunks(ws, gaps, partials.chunk_records, False):
+                events = _read(ws, chunk, n, SLIM)
+                n += 1
+                filled.append(T.window_points(chunk.reset_index(drop=True), events))
+                redone_users.append(T.users_partial(events.loc[events["userId"].isin(tied)]))
+            open_users = set(gaps["user_id"].astype(str))
+            redone_points.append(
+                T.fill_holes(points.loc[points["user_id"].isin(open_users)].reset_index(drop=True), filled)
+            )
+            again = set(windows["user_id"].astype(str))
+            # A tied user's windows may have been read in several chunks: their latest event wins.
+            users, _ = T.combine_users(_without(users, whole | tied), *redone_users)
+            points = T.concat([_without(points, again), *redone_points])
+            plays = T.concat([plays, *redone_plays])
             log.info(
-                "derived again from kept records: %d contested events; %d users in whole, %d from their first "
-                "event of this run",
+                "derived again from kept records: %d contested events (%d users whole); %d stretches of %d users' "
+                "histories where their events interleave",
                 len(contested),
                 len(whole),
-                len(tail),
+                len(gaps),
+                len(open_users),
             )
         return Fixes(
             users=T.finish_users(users),
-            user_keys=_user_frame(set(partials.users["user_id"].astype(str)) | again),
+            user_keys=_user_frame(set(partials.users["user_id"].astype(str)) | set(windows["user_id"].astype(str))),
             user_levels=T.user_levels(points),
             songplays=plays,
             songplay_keys=pd.DataFrame(
@@ -158,7 +182,15 @@ def reconciler(partials: RunPartials) -> Reconcile:
                 }
             ),
             time=T.time(plays),
-            stats={"contested_events": len(contested), "users_whole": len(whole), "users_tail": len(tail)},
+            stats={
+                "contested_events": len(contested),
+                "users_whole": len(whole),
+                "users_windows": len(set(windows["user_id"].astype(str)) - whole),
+            },
         )
 
     return reconcile
+
+
+def _without(frame: pd.DataFrame, users: set[str]) -> pd.DataFrame:
+    return frame.loc[~frame["user_id"].isin(users)] if users else frame

@@ -102,11 +102,10 @@ class Summary:
                 if not t.startswith("_"):
                     lines.append(f"    {t:12} {n:>11,} / {self.rows_total.get(t, 0):>11,}")
         r = self.reconciled
-        if r.get("contested_events") or r.get("users_whole") or r.get("users_tail"):
+        if r.get("contested_events") or r.get("users_whole") or r.get("users_windows"):
             lines.append(
                 f"  derived again from kept records: {r.get('contested_events', 0):,} contested events; "
-                f"{r.get('users_whole', 0):,} users whole, {r.get('users_tail', 0):,} from their first event of "
-                "this run"
+                f"{r.get('users_whole', 0):,} users whole, {r.get('users_windows', 0):,} where their events interleave"
             )
         lines.append(
             "  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.seconds.items()) + f"; total {total:.2f}"

@@ -393,13 +393,16 @@ EVENT_KEYS = Table(
 
 REDERIVE = Table(
     name="rederive",
-    doc="Users whose rows are derived again from their kept records with ts at or after from_ts (the part of "
-    "their history a run's events interleave with; the earliest ts for all of it).",
+    doc="Windows of users' histories read back from the kept records: from_ts to to_ts, and the first "
+    "millisecond after to_ts, up to until_ts, that has any record (the whole history: the smallest and "
+    "largest BIGINT).",
     columns=(
         _text("user_id", 64, nullable=False),
         Column("from_ts", Kind.BIGINT, nullable=False),
+        Column("to_ts", Kind.BIGINT, nullable=False),
+        Column("until_ts", Kind.BIGINT, nullable=False),
     ),
-    primary_key=("user_id",),
+    primary_key=("user_id", "from_ts"),
 )
 
 ALL_TABLES: tuple[Table, ...] = TABLES + RECORDS + BOOKKEEPING

@@ -172,25 +172,45 @@ class Dialect:
             f"UNION SELECT {k} FROM {staged} WHERE \"user_id\" <> '' GROUP BY {k} HAVING COUNT(*) > 1"
         )
 
-    def records_of_users(self, schema: str, staged: str, run_files: str, users: str) -> str:
-        """Every current record of the users in ``users`` (``schema.REDERIVE``) from each one's ``from_ts`` on:
-        stored ones not being replaced, and this run's."""
-        r = self.qualified(schema, EVENT_RECORDS.name)
-        cols = EVENT_RECORDS.column_names
-        on = '{a}."user_id" = u."user_id" AND {a}."ts" >= u."from_ts"'
+    def records_in_windows(
+        self, schema: str, staged: str, run_files: str, windows: str, columns: list[str] | None = None
+    ) -> str:
+        """Every current record (stored ones not being replaced, and this run's) in each window of ``windows``
+        (``schema.REDERIVE``): from ``from_ts`` to ``to_ts``, and at the first millisecond after it (up to
+        ``until_ts``). The first millisecond is a grouped minimum: nothing is sorted."""
+        columns = columns or EVENT_RECORDS.column_names
+        cols = _cols(columns)
+        cur = self._current_records(schema, staged, run_files, windows, columns)
+        first_after = (
+            f'SELECT "user_id", "from_ts", MIN("ts") AS "next_ts" FROM ({cur}) x WHERE "ts" > "to_ts" '
+            'GROUP BY "user_id", "from_ts"'
+        )
         return (
-            f"SELECT {_cols(cols, 'r.')} FROM {r} r JOIN {users} u ON {on.format(a='r')} "
-            f'WHERE r."file" NOT IN (SELECT "file" FROM {run_files}) '
-            f"UNION ALL SELECT {_cols(cols, 's.')} FROM {staged} s JOIN {users} u ON {on.format(a='s')}"
+            f'SELECT {cols} FROM ({cur}) c WHERE "ts" <= "to_ts" '
+            f"UNION ALL SELECT {_cols(columns, 'c.')} FROM ({cur}) c JOIN ({first_after}) n "
+            'ON n."user_id" = c."user_id" AND n."from_ts" = c."from_ts" AND n."next_ts" = c."ts"'
         )
 
-    def record_counts(self, schema: str, staged: str, run_files: str, users: str) -> str:
-        """How many records ``records_of_users`` gives each user: to read them back in bounded chunks."""
-        every = _cols(EVENT_RECORDS.column_names, "{a}.")
-        inner = self.records_of_users(schema, staged, run_files, users)
-        for a in ("r", "s"):
-            inner = inner.replace(every.format(a=a), f'{a}."user_id"')
-        return f'SELECT "user_id", COUNT(*) AS n FROM ({inner}) x GROUP BY "user_id"'
+    def _current_records(
+        self, schema: str, staged: str, run_files: str, windows: str, columns: list[str] | None = None
+    ) -> str:
+        r = self.qualified(schema, EVENT_RECORDS.name)
+        cols = [c for c in columns or EVENT_RECORDS.column_names if c not in ("user_id", "ts")] + ["user_id", "ts"]
+        on = '{a}."user_id" = w."user_id" AND {a}."ts" BETWEEN w."from_ts" AND w."until_ts"'
+        extra = 'w."from_ts", w."to_ts"'
+        return (
+            f"SELECT {_cols(cols, 'r.')}, {extra} FROM {r} r JOIN {windows} w ON {on.format(a='r')} "
+            f'WHERE r."file" NOT IN (SELECT "file" FROM {run_files}) '
+            f"UNION ALL SELECT {_cols(cols, 's.')}, {extra} FROM {staged} s JOIN {windows} w ON {on.format(a='s')}"
+        )
+
+    def record_counts(self, schema: str, staged: str, run_files: str, windows: str) -> str:
+        """About how many records ``records_in_windows`` gives each window: to read them in bounded chunks."""
+        current = self._current_records(schema, staged, run_files, windows, ["user_id", "ts"])
+        return (
+            f'SELECT "user_id", "from_ts", COUNT(*) AS n FROM ({current}) c WHERE "ts" <= "to_ts" '
+            'GROUP BY "user_id", "from_ts"'
+        )
 
     def repeated_keys(self, table: Table, relation: str) -> str:
         """How many rows of ``relation`` (a quoted name) repeat a key an earlier row holds.

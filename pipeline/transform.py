@@ -268,7 +268,7 @@ def _latest_per_user(events: pd.DataFrame) -> np.ndarray:
     rows = np.flatnonzero(known)
     if not len(rows):
         return rows
-    codes = pd.factorize(events["userId"].array[known])[0]
+    codes = pd.factorize(events["userId"][known])[0]
     ts = events["ts"].to_numpy("int64", na_value=-1)[rows]
     latest_ts = pd.Series(ts).groupby(codes).max().to_numpy()  # indexed by code: codes are 0..k-1
     at_latest = ts == latest_ts[codes]
@@ -390,7 +390,7 @@ def level_points(events: pd.DataFrame) -> pd.DataFrame:
     known = _known_user(events)
     if not known.any():
         return empty_points()
-    user_codes, uniques = pd.factorize(events["userId"].array[known])
+    user_codes, uniques = pd.factorize(events["userId"][known])
     ts = events["ts"].to_numpy("int64", na_value=-1)[known]
     session = events["sessionId"].to_numpy("int64", na_value=-1)[known]
     item = events["itemInSession"].to_numpy("int64", na_value=-1)[known]
@@ -419,34 +419,141 @@ def _sorted_points(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nda
     return user, df["ts"].to_numpy("int64"), _level_codes(np.asarray(df["level"].array, dtype=object)), df
 
 
-def combine_level_points(*parts: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
+HOLE_COLUMNS = ["user_id", "from_ts", "to_ts"]
+
+
+def empty_holes() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": pd.array([], dtype="string[pyarrow]"),
+            "from_ts": np.array([], "int64"),
+            "to_ts": np.array([], "int64"),
+        }
+    )
+
+
+def union(*holes: pd.DataFrame) -> pd.DataFrame:
+    """Holes as disjoint intervals per user: intervals that overlap or touch become one."""
+    h = concat([x[HOLE_COLUMNS] for x in holes] or [empty_holes()])
+    if h.empty:
+        return empty_holes()
+    h = h.astype({"user_id": "string[pyarrow]", "from_ts": "int64", "to_ts": "int64"})
+    h = h.sort_values(["user_id", "from_ts", "to_ts"], kind="stable").reset_index(drop=True)
+    reach = h.groupby("user_id")["to_ts"].cummax().groupby(h["user_id"]).shift()
+    starts = (reach.isna() | (h["from_ts"] > reach)).to_numpy(bool)
+    group = np.cumsum(starts)
+    out = h.groupby(group, sort=True).agg(
+        user_id=("user_id", "first"), from_ts=("from_ts", "min"), to_ts=("to_ts", "max")
+    )
+    return out.reset_index(drop=True).astype({"user_id": "string[pyarrow]", "from_ts": "int64", "to_ts": "int64"})
+
+
+def _interval_of(frame: pd.DataFrame, intervals: pd.DataFrame, end: str = "to_ts") -> pd.DataFrame:
+    """Rows of ``frame`` (user_id, ts) that fall in one of the users' intervals [from_ts, ``end``], with the
+    interval's position in ``intervals`` as ``_interval`` (a row on the edge of two appears twice)."""
+    if frame.empty or intervals.empty:
+        return frame.iloc[:0].assign(_interval=np.zeros(0, dtype=np.int64), _row=np.zeros(0, dtype=np.int64))
+    left = frame.assign(_row=np.arange(len(frame)))
+    right = intervals[["user_id", "from_ts", end]].assign(_interval=np.arange(len(intervals)))
+    m = left.merge(right, on="user_id", how="inner")
+    return m.loc[(m["ts"] >= m["from_ts"]) & (m["ts"] <= m[end])].drop(columns=["from_ts", end])
+
+
+def combine_level_points(*parts: pd.DataFrame, holes: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Merge the points of several parts of users' histories.
 
-    Exact when, for each user, the parts do not interleave in time (each part's events all come before or all
-    after another's): then the points simply concatenate. Users whose parts interleave (or share a millisecond)
-    are returned apart, to be derived again from all their events.
+    Where, for a user, the parts do not interleave in time, their points simply concatenate. Where they do,
+    points cannot say how the levels alternate, so the stretch where two parts overlap becomes a *hole*
+    (``user_id, from_ts, to_ts``): outside holes the points stay exact, and a hole is filled later from the
+    records in it (``fill_holes``). Holes already known are passed in and only grow. Users with a hole keep
+    their points uncompressed until it is filled.
     """
     frames = [p for p in parts if len(p)]
+    holes = union(empty_holes() if holes is None else holes)
     if not frames:
-        return parts[0], set()
-    if len(frames) == 1:
-        return frames[0], set()
-    ranges = [p.groupby("user_id", sort=False)["ts"].agg(["min", "max"]) for p in frames]
-    spans = pd.concat([r.reset_index() for r in ranges], ignore_index=True)
-    conflicts: set[str] = set()
-    shared = spans["user_id"].duplicated(keep=False)
-    if shared.any():
-        s = spans.loc[shared].sort_values(["user_id", "min"], kind="stable")
-        # Sorted by start, parts are disjoint when each starts after every earlier one has ended.
+        return parts[0], holes
+    df = concat([p.assign(_part=n) for n, p in enumerate(frames)])
+    while True:
+        inside = _interval_of(df[["user_id", "ts"]], holes)["_row"].to_numpy()
+        df = df.drop(index=df.index[np.unique(inside)])
+        spans = df.groupby(["user_id", "_part"], sort=False)["ts"].agg(["min", "max"]).reset_index()
+        gaps = holes.rename(columns={"from_ts": "min", "to_ts": "max"}).assign(_part=-1 - np.arange(len(holes)))
+        spans = concat([spans, gaps])
+        shared = spans.loc[spans["user_id"].duplicated(keep=False)]
+        if shared.empty:
+            break
+        s = shared.sort_values(["user_id", "min"], kind="stable")
+        # Sorted by start, a span overlaps the earlier ones where it starts before they have all ended.
         ended = s.groupby("user_id")["max"].cummax().groupby(s["user_id"]).shift()
-        overlap = s["min"] <= ended
-        conflicts = set(s.loc[overlap.fillna(False).to_numpy(bool), "user_id"].astype(str))
-    df = pd.concat(frames, ignore_index=True)
-    if conflicts:
-        df = df.loc[~df["user_id"].isin(conflicts)]
-    user, ts, level, df = _sorted_points(df)
-    keep = _compress(user, ts, level)
-    return df.iloc[keep].reset_index(drop=True), conflicts
+        overlap = (s["min"] <= ended).fillna(False).to_numpy(bool)
+        if not overlap.any():
+            break
+        found = pd.DataFrame(
+            {
+                "user_id": s["user_id"].to_numpy()[overlap],
+                "from_ts": s["min"].to_numpy("int64")[overlap],
+                "to_ts": np.minimum(
+                    s["max"].to_numpy("int64")[overlap], ended.to_numpy("float64")[overlap].astype("int64")
+                ),
+            }
+        )
+        grown = union(holes, found)
+        if grown.equals(holes):
+            break
+        holes = grown
+    df = df.drop(columns="_part")
+    open_users = df["user_id"].isin(holes["user_id"])
+    user, ts, level, closed = _sorted_points(df.loc[~open_users])
+    kept = closed.iloc[_compress(user, ts, level)]
+    return concat([kept, df.loc[open_users].sort_values(["user_id", "ts"])]).reset_index(drop=True), holes
+
+
+def hole_windows(points: pd.DataFrame, holes: pd.DataFrame) -> pd.DataFrame:
+    """What must be read to fill each hole: its records, and those at the first millisecond after it, which
+    is no later than ``until_ts`` (the next point or hole of that user). Where a history leaves a hole the level
+    may change although no point says so; reading that first millisecond settles it."""
+    if holes.empty:
+        return holes.assign(until_ts=np.zeros(0, dtype=np.int64))
+    h = holes.sort_values(["user_id", "from_ts"]).reset_index(drop=True)
+    next_hole = h.groupby("user_id")["from_ts"].shift(-1)
+    pairs = points.merge(h[["user_id", "to_ts"]].assign(_h=np.arange(len(h))), on="user_id")
+    after = pairs.loc[pairs["ts"] > pairs["to_ts"]].groupby("_h")["ts"].min()
+    until = np.fmin(next_hole.to_numpy("float64"), after.reindex(np.arange(len(h))).to_numpy("float64"))
+    until = np.where(np.isnan(until), h["to_ts"].to_numpy("float64"), until)
+    return h.assign(until_ts=until.astype("int64"))
+
+
+def window_points(windows: pd.DataFrame, events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The points of each window's stretch of history (computed apart: a window is a stretch on its own), and
+    how far each window's read went: its hole and, when there is one, the first millisecond after it.
+
+    ``events`` are the users' events in the windows ``hole_windows`` gives (any of them; a user's windows may
+    be read in several goes)."""
+    tagged = events.rename(columns={"userId": "user_id"})
+    found = _interval_of(tagged[["user_id", "ts"]], windows, end="until_ts")
+    rows = events.iloc[found["_row"].to_numpy()].assign(
+        userId=found["user_id"].astype(str).to_numpy() + "\x1f" + found["_interval"].astype(str).to_numpy()
+    )
+    inner = level_points(rows)
+    inner["user_id"] = inner["user_id"].str.split("\x1f").str[0].astype("string[pyarrow]")
+    read_to = found.groupby("_interval")["ts"].max().reindex(np.arange(len(windows)))
+    reach = windows[["user_id", "from_ts"]].assign(
+        read_to=np.fmax(read_to.to_numpy("float64"), windows["to_ts"].to_numpy("float64")).astype("int64")
+    )
+    return inner, reach
+
+
+def fill_holes(points: pd.DataFrame, filled: list[tuple[pd.DataFrame, pd.DataFrame]]) -> pd.DataFrame:
+    """Splice the windows' points (``window_points``) into ``points``: what a window read replaces the points
+    from its start to its last record, and every history is compressed again."""
+    if not filled:
+        return points
+    reach = concat([r for _, r in filled])
+    covered = _interval_of(points[["user_id", "ts"]], reach, end="read_to")["_row"].to_numpy()
+    outside = points.iloc[np.setdiff1d(np.arange(len(points)), covered)]
+    both = concat([outside, *(p for p, _ in filled)]).drop_duplicates(["user_id", "ts"], keep="last")
+    user, ts, level, df = _sorted_points(both)
+    return df.iloc[_compress(user, ts, level)].reset_index(drop=True)
 
 
 def user_levels(points: pd.DataFrame) -> pd.DataFrame:
@@ -619,15 +726,19 @@ def to_records(frame: pd.DataFrame, spec: SourceSpec, urls: Sequence[str]) -> pd
 
 def records_frame(records: pd.DataFrame, spec: SourceSpec) -> tuple[pd.DataFrame, list[str]]:
     """Records read back from the warehouse as ``extract`` gives them: source names and types, ``_file`` (an
-    index into the returned URLs) and ``_line``."""
-    out = pd.DataFrame({name: records[column] for name, column in spec.columns.items()})
+    index into the returned URLs) and ``_line``. A read of some columns gives those fields only."""
+    out = pd.DataFrame({name: records[column] for name, column in spec.columns.items() if column in records})
     for f in spec.schema:
+        if f.name not in out:
+            continue
         if pa.types.is_string(f.type):
             out[f.name] = out[f.name].astype("string[pyarrow]")
         elif pa.types.is_integer(f.type):
             out[f.name] = out[f.name].astype("Int64")
         else:
             out[f.name] = out[f.name].astype("float64")
+    if "file" not in records:
+        return out.reset_index(drop=True), []
     codes, urls = pd.factorize(records["file"].astype(str))
     out[FILE_COL] = codes.astype("int32")
     out[LINE_COL] = records["line"].to_numpy("int32")

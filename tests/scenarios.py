@@ -90,10 +90,15 @@ def build(
     by_day: list[list[dict[str, Any]]] = []
     for d in range(days):
         events: list[dict[str, Any]] = []
-        ts = START_MS + d * DAY_MS + int(rng.integers(0, 3_600_000))
-        for _ in range(max(1, events_per_day // 4)):
+        ts = START_MS + d * DAY_MS + int(rng.integers(0, 3_000))
+        sessions = max(1, events_per_day // 4)
+        for k in range(sessions):
             session += 1
-            u = int(rng.integers(1, users + 1))
+            # The day's first session is user 1's, and so is its last, which starts seconds before midnight and
+            # runs into the next day: the next day's file then overlaps this one in time, as eventsim's do.
+            u = 1 if k in (0, sessions - 1) else int(rng.integers(1, users + 1))
+            if k == sessions - 1 and sessions > 1:
+                ts = START_MS + (d + 1) * DAY_MS - int(rng.integers(1_000, 4_000))
             logged_out = rng.random() < 0.1
             for item in range(4):
                 ts += int(rng.integers(0, 3)) * 1000  # some events share a millisecond

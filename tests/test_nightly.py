@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +24,8 @@ from pipeline.runner import RunOptions, run
 from pipeline.schema import RECORDS
 
 from . import scenarios, sql_oracle
-from .helpers import read_tables, write_config
+from .conftest import event
+from .helpers import read_tables, run_here, write_config, write_sources
 
 BATCH_MB = [0.001, 0.004, 0.02, 256]
 
@@ -91,3 +93,32 @@ def test_any_delivery_over_nights_ends_equal_to_one_full_run(
         # ...and that one run follows SPEC.md's rules, by an implementation that shares no code with it.
         sql_oracle.assert_matches(read_tables(once), *scenarios.globs(expected))
         assert_same(records(nightly, root / "nightly" / "src"), records(once, root / "expected"))
+
+
+@pytest.mark.parametrize("nights", [1, 2])
+def test_a_session_past_midnight_keeps_every_level_change(tmp_path: Path, nights: int) -> None:
+    """Day 1's file holds a session running past midnight; day 2's file starts before it ends. The two files
+    overlap in time, so neither file's own periods say where the level changed: the load reads that stretch.
+
+    The change back to free at 00:00:03 is no change within day 2's file (free, free, free) and must still be
+    found: it is the first event after the overlap. In one night the two files are two batches (1.2 KB each)."""
+    midnight = scenarios.START_MS + scenarios.DAY_MS
+    day1 = [
+        event(userId="1", sessionId=1, itemInSession=i, ts=midnight + dt, level=lv)
+        for i, (dt, lv) in enumerate([(-2000, "free"), (2000, "paid")])
+    ]
+    day2 = [
+        event(userId="1", sessionId=2, itemInSession=i, ts=midnight + dt, level="free")
+        for i, dt in enumerate([1000, 3000, 4000])
+    ]
+    src = tmp_path / "src"
+    config = write_config(tmp_path, src / "song_data", src / "log_data", source={"batch_mb": 0.0012})
+    write_sources(src, [], {"2018-11-01-events.json": day1})
+    if nights == 2:
+        run_here(config)
+    write_sources(src, [], {"2018-11-02-events.json": day2})
+    summary = run_here(config)
+    assert summary.reconciled["users_windows"] == 1
+    levels = read_tables(tmp_path / "wh.duckdb")["user_levels"]
+    at = [pd.Timestamp(midnight + dt, unit="ms") for dt in (-2000, 2000, 3000)]
+    assert levels[["level", "valid_from"]].values.tolist() == [["free", at[0]], ["paid", at[1]], ["free", at[2]]]
