@@ -46,6 +46,8 @@ class RunPartials:
     holes: pd.DataFrame = field(default_factory=T.empty_holes)
     # Records read back at a time when rows are derived again (about a batch's worth), so memory stays bounded.
     chunk_records: int = 500_000
+    # Whether the run reads again a file loaded before (its stored records are replaced): most nights, no.
+    redelivered: bool = True
 
     def add(self, users: pd.DataFrame, points: pd.DataFrame) -> None:
         """Fold one batch in (in any order: the combination does not depend on it)."""
@@ -59,7 +61,7 @@ def _user_frame(ids: pd.Series | list[str] | set[str]) -> pd.DataFrame:
 
 
 # What ``users`` and the level history read of an event; the rest matters only to contested events.
-SLIM = ["user_id", "session_id", "item_in_session", "ts", "level", "first_name", "last_name", "gender"]
+SLIM = [LOG_SOURCE.columns[f] for f in T.HISTORY_FIELDS]
 
 
 def _chunks(ws: Workspace, windows: pd.DataFrame, per_chunk: int, by_user: bool) -> list[pd.DataFrame]:
@@ -108,7 +110,11 @@ def _is_contested(events: pd.DataFrame, contested: pd.DataFrame) -> np.ndarray:
 def reconciler(partials: RunPartials) -> Reconcile:
     def reconcile(ws: Workspace) -> Fixes:
         d, schema = ws.dialect, ws.schema
-        contested = ws.frame(d.contested_events(schema, ws.relation(EVENT_RECORDS.name), ws.relation(RUN_FILES.name)))
+        contested = ws.frame(
+            d.contested_events(
+                schema, ws.relation(EVENT_RECORDS.name), ws.relation(RUN_FILES.name), partials.redelivered
+            )
+        )
         contested.columns = EVENT_KEYS.column_names
 
         touched = ws.put(USERS.keys_table(), _user_frame(partials.users["user_id"]), "touched_users")
@@ -122,6 +128,14 @@ def reconciler(partials: RunPartials) -> Reconcile:
         holes = T.union(holes, ties.assign(to_ts=ties["from_ts"]))
 
         whole = set(contested["user_id"].astype(str))
+        if len(holes):
+            # A hole is read column-light and not deduplicated: a user with any event held by two records
+            # (settled on an earlier night) is read whole instead, every column, every record.
+            who = ws.put(USERS.keys_table(), _user_frame(holes["user_id"]), "hole_users")
+            twins = ws.frame(
+                d.users_with_duplicates(schema, ws.relation(EVENT_RECORDS.name), ws.relation(RUN_FILES.name), who)
+            )
+            whole |= set(twins["user_id"].astype(str))
         everything = pd.DataFrame(
             {"user_id": pd.array(sorted(whole), dtype="string[pyarrow]"), "from_ts": EVERYTHING, "to_ts": LATEST}
         )

@@ -155,7 +155,7 @@ class Dialect:
         on = _match("t", "k", table.replace_key)
         return f"SELECT {_cols(table.column_names, 't.')} FROM {t} t JOIN {keys} k ON {on}"
 
-    def contested_events(self, schema: str, staged: str, run_files: str) -> str:
+    def contested_events(self, schema: str, staged: str, run_files: str, redelivered: bool = True) -> str:
         """Natural keys of events whose rows cannot simply be added: they must be derived from every record.
 
         A key is contested when a record of it is being replaced (its file is reloaded), when a staged record
@@ -203,6 +203,18 @@ class Dialect:
             f'WHERE r."file" NOT IN (SELECT "file" FROM {run_files}) '
             f"UNION ALL SELECT {_cols(cols, 's.')}, {extra} FROM {staged} s JOIN {windows} w ON {on.format(a='s')}"
         )
+
+    def users_with_duplicates(self, schema: str, staged: str, run_files: str, users: str) -> str:
+        """Which of ``users`` have an event with more than one current record (settled on an earlier night, or
+        met tonight): their rows must come from every record, read and deduplicated whole."""
+        r = self.qualified(schema, EVENT_RECORDS.name)
+        key = EVENT_KEYS.primary_key
+        stored = (
+            f'SELECT {_cols(key, "r.")} FROM {r} r JOIN {users} u ON u."user_id" = r."user_id" '
+            f'WHERE r."file" NOT IN (SELECT "file" FROM {run_files})'
+        )
+        new = f'SELECT {_cols(key, "s.")} FROM {staged} s JOIN {users} u ON u."user_id" = s."user_id"'
+        return f'SELECT DISTINCT "user_id" FROM ({stored} UNION ALL {new}) x GROUP BY {_cols(key)} HAVING COUNT(*) > 1'
 
     def record_counts(self, schema: str, staged: str, run_files: str, windows: str) -> str:
         """About how many records ``records_in_windows`` gives each window: to read them in bounded chunks."""

@@ -10,7 +10,8 @@ Three kinds of function live here:
 
 - per table (``songs``, ``artists``, ``users``, ``songplays``, ``time``, ``user_levels``): the rule itself;
 - ``catalogue`` and ``log_batch``: the only path from a batch of source records to star rows, used by the
-  local engine, the Ray tasks, the reconciliation of a load, the notebooks and the tests;
+  local engine, the Ray tasks, the notebooks and the tests (reconciliation, which derives rows again from
+  records read back, calls the same per-table functions ``log_batch`` is made of);
 - ``combine_users`` and ``combine_level_points``: merge two partial results (two batches, or a run and what
   the warehouse holds). They are exact whenever the parts do not interleave in time, and otherwise name the
   users whose rows must be derived again from all their records.
@@ -71,6 +72,8 @@ SONG_ORDER = [
     "num_songs",
 ]
 LOOKUP_KEY = ["song_title", "artist_name", "song_length"]
+# What ``users_partial`` and ``level_points`` read of an event.
+HISTORY_FIELDS = ["userId", "sessionId", "itemInSession", "ts", "level", "firstName", "lastName", "gender"]
 # A partial users row carries the order key of the event it came from, so two partials can be compared.
 # Rows read back from the warehouse know only ts: their session and item are null.
 USER_ORDER = ["_ts", "_session", "_item"]

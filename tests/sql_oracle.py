@@ -42,13 +42,15 @@ STATEMENTS = [
          FROM src) WHERE rn = 1""",
     """CREATE TABLE songs AS SELECT song_id, title, artist_id, NULLIF(year, 0)::SMALLINT AS year, duration
        FROM chosen""",
-    """CREATE TABLE artists AS SELECT artist_id, name, location, latitude, longitude FROM (
-         SELECT artist_id, artist_name AS name, NULLIF(TRIM(artist_location), '') AS location,
+    r"""CREATE TABLE artists AS SELECT artist_id, name, location, latitude, longitude FROM (
+         SELECT artist_id, artist_name AS name,
+                CASE WHEN regexp_matches(artist_location, '^\s*$') THEN NULL ELSE artist_location END AS location,
                 artist_latitude AS latitude, artist_longitude AS longitude,
                 ROW_NUMBER() OVER (PARTITION BY artist_id ORDER BY
-                  (artist_name IS NOT NULL)::INT + (NULLIF(TRIM(artist_location), '') IS NOT NULL)::INT
+                  (artist_name IS NOT NULL)::INT + COALESCE(NOT regexp_matches(artist_location, '^\s*$'), FALSE)::INT
                     + (artist_latitude IS NOT NULL)::INT + (artist_longitude IS NOT NULL)::INT DESC,
-                  artist_name DESC NULLS LAST, NULLIF(TRIM(artist_location), '') DESC NULLS LAST,
+                  artist_name DESC NULLS LAST,
+                  CASE WHEN regexp_matches(artist_location, '^\s*$') THEN NULL ELSE artist_location END DESC NULLS LAST,
                   artist_latitude DESC NULLS LAST, artist_longitude DESC NULLS LAST) AS rn
          FROM src) WHERE rn = 1""",
     # A play matches a song whose own record has its title, artist name and duration; the smallest song_id.

@@ -122,3 +122,47 @@ def test_a_session_past_midnight_keeps_every_level_change(tmp_path: Path, nights
     levels = read_tables(tmp_path / "wh.duckdb")["user_levels"]
     at = [pd.Timestamp(midnight + dt, unit="ms") for dt in (-2000, 2000, 3000)]
     assert levels[["level", "valid_from"]].values.tolist() == [["free", at[0]], ["paid", at[1]], ["free", at[2]]]
+
+
+D = scenarios.START_MS + scenarios.DAY_MS  # 2018-11-02T00:00:00Z
+SETTLED_DUPLICATES = {
+    # One event in two files, settled on night 2 (the later ts wins); night 3 back-fills an event into the
+    # same stretch of time, which is then read back: the settled duplicate must not count twice.
+    "interleaving": {
+        "2018-11-02-events.json": [
+            event(userId="1", sessionId=1, itemInSession=0, ts=D, level="free"),
+            event(userId="1", sessionId=1, itemInSession=1, ts=D + 1000, level="paid"),
+            event(userId="1", sessionId=1, itemInSession=2, ts=D + 5000, level="free"),
+        ],
+        "2018-11-03-late-events.json": [event(userId="1", sessionId=1, itemInSession=1, ts=D + 2000, level="free")],
+        "2018-11-01-events.json": [event(userId="1", sessionId=9, itemInSession=0, ts=D + 500, level="free")],
+    },
+    # The same, at one millisecond: the duplicate's winner (paid, the greater) is the user's latest event; night
+    # 3 brings another event in that millisecond, which loses the tie on its session.
+    "same millisecond": {
+        "2018-11-02-events.json": [
+            event(userId="1", sessionId=5, itemInSession=0, ts=D - 9000, level="paid"),
+            event(userId="1", sessionId=5, itemInSession=1, ts=D, level="paid"),
+        ],
+        "2018-11-03-late-events.json": [event(userId="1", sessionId=5, itemInSession=1, ts=D, level="free")],
+        "2018-11-01-events.json": [event(userId="1", sessionId=2, itemInSession=0, ts=D, level="free")],
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(SETTLED_DUPLICATES))
+def test_a_duplicate_settled_on_an_earlier_night_counts_once_when_read_back(tmp_path: Path, case: str) -> None:
+    files = SETTLED_DUPLICATES[case]
+
+    def nights(root: Path, groups: list[list[str]]) -> dict[str, pd.DataFrame]:
+        src = root / "src"
+        config = write_config(root, src / "song_data", src / "log_data")
+        for names in groups:
+            write_sources(src, [], {n: files[n] for n in names})
+            run_here(config)
+        return read_tables(root / "wh.duckdb")
+
+    (tmp_path / "n").mkdir()
+    (tmp_path / "f").mkdir()
+    nightly = nights(tmp_path / "n", [[name] for name in files])
+    assert_same(nightly, nights(tmp_path / "f", [list(files)]))

@@ -94,3 +94,63 @@ def test_order_and_duplicated_files_do_not_change_the_result(records: list[dict[
         left = frame.sort_values(key).reset_index(drop=True)
         right = b.frames()[name].sort_values(key).reset_index(drop=True)
         pd.testing.assert_frame_equal(left, right, obj=name)
+
+
+def _window_events(events: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
+    """What the warehouse's window read returns (``sql.records_in_windows``), from the events themselves: each
+    window's events from ``from_ts`` to ``to_ts``, and those at the first millisecond after it, up to ``until_ts``."""
+    parts = []
+    for w in windows.itertuples():
+        mine = events.loc[events["userId"] == w.user_id]
+        parts.append(mine.loc[(mine["ts"] >= w.from_ts) & (mine["ts"] <= w.to_ts)])
+        after = mine.loc[(mine["ts"] > w.to_ts) & (mine["ts"] <= w.until_ts)]
+        if len(after):
+            parts.append(after.loc[after["ts"] == after["ts"].min()])
+    return pd.concat(parts) if parts else events.iloc[:0]
+
+
+history_st = st.lists(
+    st.fixed_dictionaries(
+        {
+            "userId": st.sampled_from(["1", "2", "3"]),
+            "sessionId": st.integers(1, 3),
+            "itemInSession": st.integers(0, 30),
+            "ts": st.integers(BASE_TS, BASE_TS + 40),
+            "level": st.sampled_from(["free", "paid"]),
+            "part": st.integers(0, 3),
+        }
+    ),
+    min_size=1,
+    max_size=40,
+    unique_by=lambda r: (r["userId"], r["sessionId"], r["itemInSession"]),
+)
+
+
+@SETTINGS
+@given(history_st)
+def test_parts_of_histories_combine_into_the_whole_whatever_they_interleave(records: list[dict[str, Any]]) -> None:
+    """Split each user's events into parts at random (parts overlap in time, share milliseconds), combine the
+    parts' users rows and level points in any order, fill the holes the overlaps leave from the events: the
+    result is what the events give as a whole."""
+    events = T.dedupe_events(_frame([{k: v for k, v in r.items() if k != "part"} for r in records], per_file=50))
+    parts = [r["part"] for r in records]
+    order = events.set_index(["userId", "sessionId", "itemInSession"]).index
+    part_of = dict(zip(((r["userId"], r["sessionId"], r["itemInSession"]) for r in records), parts, strict=True))
+    which = pd.Series([part_of[k] for k in order], index=events.index)
+    users = T.empty_users_partial()
+    points, holes = T.empty_points(), T.empty_holes()
+    for p in sorted(set(parts), reverse=True):
+        chunk = events.loc[which == p]
+        users, conflicts = T.combine_users(users, T.users_partial(chunk))
+        assert not conflicts
+        points, holes = T.combine_level_points(points, T.level_points(chunk), holes=holes)
+    windows = T.hole_windows(points, holes)
+    open_points = points.loc[points["user_id"].isin(set(holes["user_id"]))].reset_index(drop=True)
+    filled = T.fill_holes(
+        open_points, [T.window_points(windows, _window_events(events, windows))] if len(windows) else []
+    )
+    closed = points.loc[~points["user_id"].isin(set(holes["user_id"]))]
+    got = T.user_levels(T.concat([closed, filled]))
+    want = T.user_levels(T.level_points(events))
+    pd.testing.assert_frame_equal(got, want)
+    pd.testing.assert_frame_equal(T.finish_users(users), T.users(events))
