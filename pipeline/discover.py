@@ -38,27 +38,61 @@ def open_fs(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Ab
     return fs, path
 
 
-def _scan_local(root: str) -> dict[str, dict[str, Any]]:
-    """``fs.find(detail=True)`` for a local folder, with os.scandir: 4x faster on 50,000 files."""
+def _scan_local(root: str, skipped: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """``fs.find(detail=True)`` for a local folder, with os.scandir: 4x faster on 50,000 files.
+
+    Entries that cannot be examined (a symlink loop, a folder without permission) are noted in ``skipped``
+    rather than failing the listing.
+    """
     out: dict[str, dict[str, Any]] = {}
     stack = [root]
     while stack:
-        with os.scandir(stack.pop()) as entries:
-            for e in entries:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            if folder == root:
+                raise
+            skipped.append((folder, f"folder cannot be listed: {exc.strerror or exc}"))
+            continue
+        for e in entries:
+            try:
                 if e.is_dir(follow_symlinks=True):
                     stack.append(e.path)
                 elif e.is_file(follow_symlinks=True):
                     st = e.stat()
                     out[e.path] = {"type": "file", "size": st.st_size, "mtime": st.st_mtime_ns}
+                else:
+                    try:
+                        os.stat(e.path)
+                        skipped.append((e.path, "not a regular file"))
+                    except OSError as exc:
+                        skipped.append((e.path, f"cannot be examined: {exc.strerror or exc}"))
+            except OSError as exc:
+                skipped.append((e.path, f"cannot be examined: {exc.strerror or exc}"))
     return out
 
 
-def is_data_file(relative: str) -> bool:
-    """Only ``*.json`` outside hidden folders (``.ipynb_checkpoints/``, ``_temporary/``) is data."""
+def why_not_data(relative: str) -> str | None:
+    """None for a data file: ``*.json`` (or compressed, ``*.json.gz`` and what else fsspec infers from a name)
+    outside hidden folders (``.ipynb_checkpoints/``, ``_temporary/``); otherwise why it is not read."""
+    from .extract import compression
+
     parts = relative.split("/")
-    if any(p.startswith((".", "_")) for p in parts):
-        return False
-    return parts[-1].endswith(".json")
+    hidden = next((p for p in parts[:-1] if p.startswith((".", "_"))), None)
+    if hidden is not None:
+        return f"inside the hidden folder {hidden}/"
+    name = parts[-1]
+    if name.startswith((".", "_")):
+        return "a hidden or marker file"
+    base = name[: name.rindex(".")] if compression(name) else name
+    if base.endswith(".json"):
+        return None
+    return "not *.json (nor compressed *.json)"
+
+
+def is_data_file(relative: str) -> bool:
+    return why_not_data(relative) is None
 
 
 def _protocol(fs: AbstractFileSystem) -> str:
@@ -70,27 +104,33 @@ def discover(url: str, storage_options: dict[str, Any] | None = None) -> tuple[A
     """List every data file under ``url``, sorted by path so runs are deterministic."""
     fs, root = open_fs(url, storage_options)
     root = root.rstrip("/")
+    skipped: list[tuple[str, str]] = []
     try:
         if not fs.isdir(root):
             raise SourceError(f"{url}: not found or not a folder")
-        listing = _scan_local(root) if isinstance(fs, LocalFileSystem) else fs.find(root, detail=True)
+        listing = _scan_local(root, skipped) if isinstance(fs, LocalFileSystem) else fs.find(root, detail=True)
     except SourceError:
         raise
     except (FileNotFoundError, PermissionError, OSError) as exc:
         raise SourceError(f"{url}: cannot list ({exc})") from exc
     prefix = _protocol(fs)
     files: list[SourceFile] = []
-    skipped = 0
     for path, info in listing.items():
         if info.get("type") == "directory":
             continue
         relative = path[len(root) :].lstrip("/")
-        if not is_data_file(relative):
-            skipped += 1
+        reason = why_not_data(relative)
+        if reason is not None:
+            skipped.append((path, reason))
             continue
         version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
         files.append(SourceFile(path=path, url=prefix + path, size=int(info.get("size") or 0), version=str(version)))
     files.sort(key=lambda f: f.path)
     if skipped:
-        log.info("%s: skipped %d non-data files (not *.json, or in hidden folders)", url, skipped)
+        by_reason: dict[str, list[str]] = {}
+        for path, reason in sorted(skipped):
+            by_reason.setdefault(reason, []).append(path)
+        for reason, paths in by_reason.items():
+            shown = ", ".join(prefix + p for p in paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+            log.warning("%s: %d not read (%s): %s", url, len(paths), reason, shown)
     return fs, files

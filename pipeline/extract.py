@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ from .progress import Progress
 from .sources import MAX_EPOCH_MS, MIN_EPOCH_MS, SourceSpec
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 FILE_COL = "_file"
 LINE_COL = "_line"
@@ -46,6 +48,8 @@ class Reject:
     line: int | None  # 1-based; None when the whole file is rejected
     reason: str
     raw: str
+    # Bytes of source lost with it: what ``rejects.max_fraction`` weighs (a whole unreadable file weighs its size).
+    size: int = 0
 
 
 @dataclass
@@ -57,6 +61,8 @@ class Extracted:
     frame: pd.DataFrame
     rejects: list[Reject] = field(default_factory=list)
     bytes_read: int = 0
+    # Files that could not be read at all (indexes into ``files``): not loaded, so not recorded as loaded.
+    unread: set[int] = field(default_factory=set)
 
     @property
     def records(self) -> int:
@@ -65,10 +71,48 @@ class Extracted:
 
 
 class FetchError(RuntimeError):
-    """A source file that could not be read."""
+    """A source file that could not be read, for a reason that may pass (retried by the caller)."""
 
 
-# --------------------------------------------------------------------------------------------- fetch
+# Errors that no retry can cure: the file is not readable as it stands. It is rejected whole and left out of
+# the ledger, so the next run tries it again (a permission fixed, a mount back).
+_UNREADABLE = (PermissionError, IsADirectoryError, NotADirectoryError, FileNotFoundError)
+_ELOOP = 40
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    reason: str
+
+
+def _unreadable(exc: BaseException) -> Unreadable | None:
+    if isinstance(exc, _UNREADABLE) or (isinstance(exc, OSError) and exc.errno == _ELOOP):
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return Unreadable(f"cannot read: {type(exc).__name__}: {text}")
+    return None
+
+
+def compression(path: str) -> str | None:
+    """The compression fsspec infers from a file's name (``.json.gz`` -> gzip), if any."""
+    from fsspec.utils import infer_compression
+
+    name = infer_compression(path)
+    return name if name in _codecs() else None
+
+
+def _codecs() -> dict[str, Callable[..., object]]:
+    from fsspec.compression import compr
+
+    return {k: v for k, v in compr.items() if k is not None}
+
+
+def _decompress(path: str, data: bytes) -> bytes:
+    codec = compression(path)
+    if codec is None:
+        return data
+    with _codecs()[codec](BytesIO(data), mode="rb") as fh:  # type: ignore[attr-defined]
+        out: bytes = fh.read()
+    return out
 
 
 def fetch(
@@ -76,59 +120,74 @@ def fetch(
     files: Sequence[SourceFile],
     concurrency: int = 64,
     on_progress: Callable[[int], None] | None = None,
-) -> list[bytes]:
-    """Read every file's bytes, many requests in flight at once.
+) -> list[bytes | Unreadable]:
+    """Read every file's bytes, many requests in flight at once (decompressed when the name says so).
 
     Object stores answer small GETs in tens of milliseconds, so throughput comes from concurrency, not
     from the client: async filesystems (s3fs) get one batched ``cat`` over their own event loop; others
-    get a thread pool, since file reads release the GIL.
+    get a thread pool, since file reads release the GIL. A file that cannot be read as it stands comes back
+    as ``Unreadable``; anything else raises ``FetchError``, for the caller to retry.
     """
     paths = [f.path for f in files]
     if not paths:
         return []
+    out: list[bytes | Unreadable] = []
     if getattr(fs, "async_impl", False):
-        out: list[bytes] = []
         for start in range(0, len(paths), 4096):
             chunk = paths[start : start + 4096]
             got = fs.cat(chunk, on_error="return", batch_size=concurrency)
             for path in chunk:
                 data = got[path]
                 if isinstance(data, BaseException):
-                    raise FetchError(f"cannot read {files[len(out)].url}: {data}") from data
-                out.append(data)
+                    bad = _unreadable(data)
+                    if bad is None:
+                        raise FetchError(f"cannot read {files[len(out)].url}: {data}") from data
+                    out.append(bad)
+                else:
+                    out.append(data)
             if on_progress:
                 on_progress(len(chunk))
-        return out
-
-    if isinstance(fs, LocalFileSystem):
+    elif isinstance(fs, LocalFileSystem):
         # Plain sequential open(): on a local disk a small read is a few microseconds, and both fsspec's
         # file objects (~50 us each) and a thread pool (GIL hand-offs) made 50,000 song files 5x slower.
-        local: list[bytes] = []
         for n, f in enumerate(files, start=1):
             try:
                 with open(f.path, "rb") as fh:
-                    local.append(fh.read())
+                    out.append(fh.read())
             except OSError as exc:
-                raise FetchError(f"cannot read {f.url}: {exc}") from exc
+                bad = _unreadable(exc)
+                if bad is None:
+                    raise FetchError(f"cannot read {f.url}: {exc}") from exc
+                out.append(bad)
             if on_progress and n % 2048 == 0:
                 on_progress(2048)
         if on_progress:
-            on_progress(len(local) % 2048)
-        return local
+            on_progress(len(out) % 2048)
+    else:
 
-    def read(i: int) -> bytes:
-        try:
-            with fs.open(paths[i], "rb") as fh:
-                data: bytes = fh.read()
-                return data
-        except OSError as exc:
-            raise FetchError(f"cannot read {files[i].url}: {exc}") from exc
+        def read(i: int) -> bytes | Unreadable:
+            try:
+                with fs.open(paths[i], "rb") as fh:
+                    data: bytes = fh.read()
+                    return data
+            except OSError as exc:
+                bad = _unreadable(exc)
+                if bad is None:
+                    raise FetchError(f"cannot read {files[i].url}: {exc}") from exc
+                return bad
 
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, 32))) as pool:
-        out = list(pool.map(read, range(len(paths))))
-    if on_progress:
-        on_progress(len(out))
-    return out
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, 32))) as pool:
+            out = list(pool.map(read, range(len(paths))))
+        if on_progress:
+            on_progress(len(out))
+    return [d if isinstance(d, Unreadable) else _decompressed(f, d) for f, d in zip(files, out, strict=True)]
+
+
+def _decompressed(f: SourceFile, data: bytes) -> bytes | Unreadable:
+    try:
+        return _decompress(f.path, data)
+    except Exception as exc:  # a truncated or corrupt archive: its content is bad, not its access
+        return Unreadable(f"cannot decompress ({compression(f.path)}): {exc}")
 
 
 @dataclass(frozen=True)
@@ -139,53 +198,113 @@ class Segment:
     first_line: int
     data: bytes
     whole: bool = True
+    # Set when the file could not be read or decompressed: the whole file is rejected for this reason.
+    problem: str | None = None
+    # The file could not be read at all: leave it out of the ledger, so the next run reads it again.
+    unread: bool = False
 
 
-def _stream_file(fs: AbstractFileSystem, index: int, f: SourceFile, block: int) -> Iterator[Segment]:
-    """A file larger than a batch, as line-aligned chunks of about ``block`` bytes, read sequentially."""
-    local = isinstance(fs, LocalFileSystem)
+def _segment(i: int, f: SourceFile, data: bytes | Unreadable) -> Segment:
+    if isinstance(data, Unreadable):
+        return Segment(i, 1, b"", problem=data.reason, unread=data.reason.startswith("cannot read"))
+    return Segment(i, 1, data)
+
+
+Retry = Callable[[str, Callable[[], R]], R]
+
+
+def _no_retry(step: str, fn: Callable[[], R]) -> R:
+    return fn()
+
+
+def _stream_file(fs: AbstractFileSystem, index: int, f: SourceFile, block: int, retry: Retry) -> Iterator[Segment]:
+    """A file larger than a batch, as line-aligned chunks of about ``block`` bytes, read sequentially.
+
+    Each read goes through ``retry``: a transient fault reopens the file at the byte it had reached, so a long
+    read does not start over. Compressed files are decompressed as they stream.
+    """
+    codec = compression(f.path)
+    handle: Any = None
+    pos = 0
+
+    def read_next() -> bytes:
+        nonlocal handle
+        try:
+            if handle is None:
+                if codec is None and isinstance(fs, LocalFileSystem):
+                    handle = open(f.path, "rb")  # noqa: SIM115  (kept open across reads; closed in ``finally``)
+                else:
+                    handle = fs.open(f.path, "rb", block_size=min(block, 64 << 20), compression=codec)
+                if pos:
+                    handle.seek(pos)
+            chunk: bytes = handle.read(block)
+            return chunk
+        except OSError as exc:
+            if handle is not None:
+                handle.close()
+                handle = None
+            if pos == 0 and _unreadable(exc) is not None:
+                raise
+            raise FetchError(f"cannot read {f.url} at byte {pos}: {exc}") from exc
+
+    carry = b""
+    line = 1
     try:
-        with open(f.path, "rb") if local else fs.open(f.path, "rb", block_size=min(block, 64 << 20)) as fh:
-            carry = b""
-            line = 1
-            while chunk := fh.read(block):
-                data = carry + chunk
-                cut = data.rfind(b"\n")
-                if cut == -1 and len(data) < 4 * block:
-                    carry = data  # one very long line: keep reading until it ends
-                    continue
-                if cut == -1:
-                    cut = len(data)
-                body, carry = data[:cut], data[cut + 1 :]
-                yield Segment(index, line, body, whole=False)
-                line += body.count(b"\n") + 1
-            if carry:
-                yield Segment(index, line, carry, whole=False)
-    except OSError as exc:
-        raise FetchError(f"cannot read {f.url}: {exc}") from exc
+        while True:
+            try:
+                chunk = retry(f"reading {f.url}", read_next)
+            except OSError as exc:
+                bad = _unreadable(exc)
+                if bad is None or pos:
+                    raise
+                yield Segment(index, 1, b"", whole=False, problem=bad.reason, unread=True)
+                return
+            if not chunk:
+                break
+            pos += len(chunk)
+            data = carry + chunk
+            cut = data.rfind(b"\n")
+            if cut == -1 and len(data) < 4 * block:
+                carry = data  # one very long line: keep reading until it ends
+                continue
+            if cut == -1:
+                cut = len(data)
+            body, carry = data[:cut], data[cut + 1 :]
+            yield Segment(index, line, body, whole=False)
+            line += body.count(b"\n") + 1
+        if carry:
+            yield Segment(index, line, carry, whole=False)
+    finally:
+        if handle is not None:
+            handle.close()
 
 
 def read_batches(
-    fs: AbstractFileSystem, files: Sequence[SourceFile], batch_bytes: int, concurrency: int = 64
+    fs: AbstractFileSystem,
+    files: Sequence[SourceFile],
+    batch_bytes: int,
+    concurrency: int = 64,
+    retry: Retry = _no_retry,
 ) -> Iterator[list[Segment]]:
     """The files' bytes in batches of about ``batch_bytes``, so memory depends on the batch, not the input.
 
-    Small files are grouped and fetched concurrently; a file larger than a batch is streamed in
-    line-aligned chunks. Files keep their order.
+    Small files are grouped and fetched concurrently (a transient fault refetches the group, through
+    ``retry``); a file larger than a batch is streamed in line-aligned chunks. Files keep their order.
     """
     group: list[int] = []
     size = 0
 
     def flush() -> list[Segment]:
-        datas = fetch(fs, [files[i] for i in group], concurrency)
-        return [Segment(i, 1, d) for i, d in zip(group, datas, strict=True)]
+        names = ", ".join(files[i].url for i in group[:2]) + (" ..." if len(group) > 2 else "")
+        datas = retry(f"reading {names}", lambda: fetch(fs, [files[i] for i in group], concurrency))
+        return [_segment(i, files[i], d) for i, d in zip(group, datas, strict=True)]
 
     for i, f in enumerate(files):
         if f.size > batch_bytes:
             if group:
                 yield flush()
                 group, size = [], 0
-            yield from ([seg] for seg in _stream_file(fs, i, f, batch_bytes))
+            yield from ([seg] for seg in _stream_file(fs, i, f, batch_bytes, retry))
             continue
         if group and size + f.size > batch_bytes:
             yield flush()
@@ -220,6 +339,7 @@ class _Prepared:
     pieces: list[_Piece]
     rejects: list[Reject]
     bytes_read: int
+    unread: set[int] = field(default_factory=set)
 
 
 def _count_lines(data: bytes) -> int:
@@ -346,19 +466,30 @@ class _Parser:
         return head.startswith((b"{", b"["))
 
     def _reject(self, piece: _Piece, line: int | None, reason: str, raw: bytes) -> None:
-        self.rejects.append(Reject(self.spec.name, self.names[piece.file], line, reason, _raw(raw)))
+        self.rejects.append(Reject(self.spec.name, self.names[piece.file], line, reason, _raw(raw), len(raw)))
 
 
-def _prepare(spec: SourceSpec, names: Sequence[str], segments: Sequence[Segment]) -> _Prepared:
+def _prepare(
+    spec: SourceSpec, names: Sequence[str], segments: Sequence[Segment], sizes: Sequence[int] | None = None
+) -> _Prepared:
     """Count lines, check UTF-8 and set aside empty or unusable files, without parsing anything."""
     pieces: list[_Piece] = []
     rejects: list[Reject] = []
+    unread: set[int] = set()
+    problem_bytes = 0
     for seg in segments:
         i, data = seg.file, seg.data
+        if seg.problem is not None:
+            lost = sizes[i] if sizes else 0
+            rejects.append(Reject(spec.name, names[i], None, seg.problem, "", lost))
+            problem_bytes += lost
+            if seg.unread:
+                unread.add(i)
+            continue
         if seg.whole:
             stripped = data.strip()
             if not stripped:
-                rejects.append(Reject(spec.name, names[i], None, "empty file", ""))
+                rejects.append(Reject(spec.name, names[i], None, "empty file", "", len(data)))
                 continue
             if stripped.startswith(b"["):
                 piece = _explode_array(i, data, spec, names, rejects)
@@ -374,7 +505,8 @@ def _prepare(spec: SourceSpec, names: Sequence[str], segments: Sequence[Segment]
                 pieces.extend(_valid_utf8_runs(seg, spec, names, rejects))
                 continue
         pieces.append(_Piece(i, seg.first_line, data, _count_lines(data)))
-    return _Prepared(pieces, rejects, sum(len(seg.data) for seg in segments))
+    # A file that could not be read weighs its size: what was read and what was lost are one total.
+    return _Prepared(pieces, rejects, sum(len(seg.data) for seg in segments) + problem_bytes, unread)
 
 
 def _valid_utf8_runs(seg: Segment, spec: SourceSpec, names: Sequence[str], rejects: list[Reject]) -> Iterator[_Piece]:
@@ -387,7 +519,7 @@ def _valid_utf8_runs(seg: Segment, spec: SourceSpec, names: Sequence[str], rejec
             line.decode("utf-8")
             continue
         except UnicodeDecodeError as exc:
-            rejects.append(Reject(spec.name, names[seg.file], first + n, _reason(exc), _raw(line)))
+            rejects.append(Reject(spec.name, names[seg.file], first + n, _reason(exc), _raw(line), len(line)))
         if n > start:
             yield _Piece(seg.file, first + start, b"\n".join(lines[start:n]), n - start)
         start = n + 1
@@ -402,13 +534,13 @@ def _explode_array(i: int, data: bytes, spec: SourceSpec, names: Sequence[str], 
     try:
         items = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        rejects.append(Reject(spec.name, names[i], None, f"not JSON: {exc}", _raw(data)))
+        rejects.append(Reject(spec.name, names[i], None, f"not JSON: {exc}", _raw(data), len(data)))
         return None
     if not all(isinstance(x, dict) for x in items):
-        rejects.append(Reject(spec.name, names[i], None, "JSON array holds non-objects", _raw(data)))
+        rejects.append(Reject(spec.name, names[i], None, "JSON array holds non-objects", _raw(data), len(data)))
         return None
     if not items:
-        rejects.append(Reject(spec.name, names[i], None, "empty JSON array", _raw(data)))
+        rejects.append(Reject(spec.name, names[i], None, "empty JSON array", _raw(data), len(data)))
         return None
     body = b"\n".join(orjson.dumps(x) for x in items)
     return _Piece(i, 1, body, len(items))
@@ -443,6 +575,25 @@ def _invalid_mask(table: pa.Table, spec: SourceSpec) -> tuple[np.ndarray, list[s
         out_np = out.to_numpy(zero_copy_only=False)
         reasons[out_np & ~bad] = f"{spec.epoch_ms_field} out of range (epoch ms outside 2000-2100)"
         bad |= out_np
+    for f in spec.schema:
+        col = table.column(f.name)
+        if pa.types.is_floating(f.type):
+            # JSON has no NaN or Infinity; the parser takes them anyway, and no analyst wants them.
+            odd = pc.fill_null(pc.invert(pc.is_finite(col)), False).to_numpy(zero_copy_only=False)
+            reasons[odd & ~bad] = f"{f.name!r} is not a finite number"
+            bad |= odd
+        elif pa.types.is_string(f.type):
+            # The same limit on every target: Redshift would fail the whole COPY on it, DuckDB would store it.
+            limit = spec.records.column(spec.columns[f.name]).max_bytes
+            if limit is not None and n:
+                size = pc.fill_null(pc.binary_length(col), 0).to_numpy(zero_copy_only=False)
+                long = size > limit
+                if long.any():
+                    for row in np.flatnonzero(long & ~bad):
+                        reasons[row] = (
+                            f"{f.name!r} is {int(size[row]):,} bytes, longer than the {limit:,} its column holds"
+                        )
+                    bad |= long
     return bad, list(reasons[bad])
 
 
@@ -451,14 +602,17 @@ def extract(
     fs: AbstractFileSystem,
     files: Sequence[SourceFile],
     concurrency: int = 64,
-    datas: Sequence[bytes] | None = None,
+    datas: Sequence[bytes | Unreadable] | None = None,
 ) -> Extracted:
     """Fetch (unless ``datas`` is given) and parse ``files`` in one batch; invalid records go to ``rejects``."""
     files = list(files)
+    got: Sequence[bytes | Unreadable]
     if datas is None:
         with Progress(f"fetching {spec.name}", total=len(files), unit="files") as bar:
-            datas = fetch(fs, files, concurrency, on_progress=bar.update)
-    return extract_segments(spec, files, [Segment(i, 1, d) for i, d in enumerate(datas)])
+            got = fetch(fs, files, concurrency, on_progress=bar.update)
+    else:
+        got = datas
+    return extract_segments(spec, files, [_segment(i, f, d) for i, (f, d) in enumerate(zip(files, got, strict=True))])
 
 
 def _raw_line(pieces: Sequence[_Piece], file: int, line: int, cache: dict[int, list[bytes]]) -> bytes:
@@ -473,7 +627,7 @@ def _raw_line(pieces: Sequence[_Piece], file: int, line: int, cache: dict[int, l
 
 def extract_segments(spec: SourceSpec, files: Sequence[SourceFile], segments: Sequence[Segment]) -> Extracted:
     """Parse one batch of segments of ``files``; ``_file`` in the frame indexes ``files``."""
-    return _extract_prepared(spec, files, _prepare(spec, [f.url for f in files], segments))
+    return _extract_prepared(spec, files, _prepare(spec, [f.url for f in files], segments, [f.size for f in files]))
 
 
 def _extract_prepared(spec: SourceSpec, files: Sequence[SourceFile], prepared: _Prepared) -> Extracted:
@@ -496,7 +650,7 @@ def _extract_prepared(spec: SourceSpec, files: Sequence[SourceFile], prepared: _
         for row, reason in zip(np.flatnonzero(bad), reasons, strict=True):
             f, line = int(file_ids[row]), int(line_nos[row])
             raw = _raw_line(prepared.pieces, f, line, cache)
-            parser.rejects.append(Reject(spec.name, names[f], line, reason, _raw(raw)))
+            parser.rejects.append(Reject(spec.name, names[f], line, reason, _raw(raw), len(raw)))
         keep = ~bad
         table = table.filter(pa.array(keep))
         file_ids, line_nos = file_ids[keep], line_nos[keep]
@@ -505,4 +659,11 @@ def _extract_prepared(spec: SourceSpec, files: Sequence[SourceFile], prepared: _
     frame[LINE_COL] = line_nos
     if parser.rejects:
         log.warning("%s: %d records rejected", spec.name, len(parser.rejects))
-    return Extracted(spec=spec, files=files, frame=frame, rejects=parser.rejects, bytes_read=prepared.bytes_read)
+    return Extracted(
+        spec=spec,
+        files=files,
+        frame=frame,
+        rejects=parser.rejects,
+        bytes_read=prepared.bytes_read,
+        unread=prepared.unread,
+    )

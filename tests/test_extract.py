@@ -104,11 +104,13 @@ def test_mojibake_is_kept_byte_for_byte() -> None:
 
 def test_a_record_longer_than_a_parse_block_is_kept() -> None:
     # Big files are parsed in 16 MB blocks; a 40 MB record straddles two block boundaries, which pyarrow
-    # refuses at that block size. It must be kept whole, not lost or split.
-    long_agent = "M" * (40 << 20)
-    x = parse_lines(LOG_SOURCE, {A: lines(event(itemInSession=0), event(itemInSession=1, userAgent=long_agent))})
+    # refuses at that block size. It must be kept whole, not lost or split. (Its bulk is a field the pipeline
+    # does not read: a 40 MB value of a field it does read is rejected as longer than its column.)
+    x = parse_lines(
+        LOG_SOURCE, {A: lines(event(itemInSession=0), event(itemInSession=1, song="Tail", extra="M" * (40 << 20)))}
+    )
     assert x.rejects == []
-    assert x.frame["userAgent"].str.len().tolist() == [len(event()["userAgent"]), len(long_agent)]
+    assert x.frame["song"].tolist() == ["Some Song", "Tail"]
     assert x.frame["_line"].tolist() == [1, 2]
 
 
