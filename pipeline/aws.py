@@ -28,8 +28,13 @@ def configure_wrangler(cfg: Config) -> None:
     so awswrangler is pinned to its Python engine everywhere, driver and workers alike.
     """
     import awswrangler as wr
+    import botocore.config
 
     wr.engine.set("python")
     wr.memory_format.set("pandas")
+    # Staging writes and COPY's S3 calls retry like the source reads do (``aws.max_attempts``).
+    wr.config.botocore_config = botocore.config.Config(
+        retries={"max_attempts": cfg.aws.max_attempts, "mode": "standard"}
+    )
     if cfg.aws.s3_endpoint_url:
         wr.config.s3_endpoint_url = cfg.aws.s3_endpoint_url

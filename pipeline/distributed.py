@@ -24,7 +24,7 @@ import pandas as pd
 
 from .config import Config
 from .discover import SourceFile, open_fs
-from .engine import BatchOutcome, Check, Engine, Timer, process_batch
+from .engine import BatchOutcome, Engine, Timer, process_batch
 from .extract import FILE_COL, Extracted, extract, extract_segments, read_batches
 from .retry import with_retries
 from .sources import LOG_SOURCE, SONG_SOURCE
@@ -89,10 +89,15 @@ def _process(cfg: Config, run_id: str, task: int, files: list[SourceFile], looku
     aws.configure_wrangler(cfg)  # in the worker too: awswrangler in-process, on pandas frames
     fs, _ = open_fs(cfg.source.log_data, cfg.storage_options())
     session = aws.session(cfg) if cfg.staging.path.startswith("s3://") else None
-    stager = Stager(cfg.staging.path, run_id, session)
+
+    def retry(step: str, fn: Callable[[], Any]) -> Any:
+        return _retrying(cfg, step, fn)
+
+    # The same retries as the local engine: Ray's own only re-runs a task whose worker died.
+    stager = Stager(cfg.staging.path, run_id, session, retry=retry)
     node = ray.get_runtime_context().get_node_id()
     out = []
-    for k, segments in enumerate(read_batches(fs, files, cfg.source.batch_bytes, cfg.source.concurrency)):
+    for k, segments in enumerate(read_batches(fs, files, cfg.source.batch_bytes, cfg.source.concurrency, retry)):
         x = extract_segments(LOG_SOURCE, files, segments)
         outcome = process_batch(x, lookup, stager, f"t{task:05d}-{k:03d}")
         outcome.node = node
@@ -147,7 +152,6 @@ class RayEngine(Engine):
         lookup: pd.DataFrame,
         stager: Stager,
         timed: Timer,
-        check: Check | None,
     ) -> Iterator[BatchOutcome]:
         import ray
 

@@ -7,6 +7,7 @@ COPY) writes with awswrangler, as the production design has it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,10 +66,18 @@ class Stager:
     load then reads every part of a relation at once (a COPY of its prefix on Redshift).
     """
 
-    def __init__(self, root: str, run_id: str, session: boto3.Session | None = None):
+    def __init__(
+        self,
+        root: str,
+        run_id: str,
+        session: boto3.Session | None = None,
+        retry: Callable[[str, Callable[[], None]], None] | None = None,
+    ):
         self.location = run_location(root, run_id)
         self.run_id = run_id
         self.session = session
+        # Writes to an object store meet transient faults like reads do; they are retried the same way.
+        self.retry = retry or (lambda step, fn: fn())
         # Every staged relation is there, possibly with no parts (a run with nothing new).
         self.files: dict[str, list[str]] = {name: [] for name in STAGED}
         self.rows: dict[str, int] = dict.fromkeys(self.files, 0)
@@ -76,7 +85,7 @@ class Stager:
     def write(self, name: str, frame: pd.DataFrame, part: str) -> str:
         """Write one part file and return its path (also called from distributed tasks)."""
         path = f"{self.location}/{name}/part-{part}.parquet"
-        write_part(STAGED[name], frame, path, self.session)
+        self.retry(f"staging {path}", lambda: write_part(STAGED[name], frame, path, self.session))
         return path
 
     def record(self, name: str, path: str, rows: int) -> None:

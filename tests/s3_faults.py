@@ -1,7 +1,9 @@
 """An HTTP proxy in front of the test S3 server that brings what real networks bring.
 
 ``fail_every=N`` answers every Nth request with 503 SlowDown, as S3 does under load; ``delay_ms`` adds a
-round trip to every request, since loopback answers in microseconds where S3 takes tens of milliseconds.
+round trip to every request, since loopback answers in microseconds where S3 takes tens of milliseconds;
+``fail_next(pattern, times)`` answers the next ``times`` requests whose first line matches with 503 (an outage
+longer than the SDK's own retries) or 403 (access denied, which no retry cures).
 It speaks just enough HTTP/1.1 to find request boundaries (headers, then Content-Length bytes), so faults
 land on kept-alive connections exactly as they would in production.
 """
@@ -9,12 +11,26 @@ land on kept-alive connections exactly as they would in production.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
+from dataclasses import dataclass
 
 SLOW_DOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message><RequestId>flaky</RequestId></Error>"
 )
+ACCESS_DENIED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Access Denied</Message><RequestId>denied</RequestId></Error>"
+)
+
+
+@dataclass
+class Rule:
+    pattern: re.Pattern[bytes]
+    times: int
+    status: int
+    hits: int = 0
 
 
 class S3Faults:
@@ -24,6 +40,7 @@ class S3Faults:
         self.delay = delay_ms / 1000
         self.requests = 0
         self.injected = 0
+        self.rules: list[Rule] = []
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -49,6 +66,22 @@ class S3Faults:
                 self.requests += 1
                 if self.delay:
                     await asyncio.sleep(self.delay)
+                rule = next(
+                    (r for r in self.rules if r.hits < r.times and r.pattern.search(head.split(b"\r\n")[0])), None
+                )
+                if rule is not None:
+                    rule.hits += 1
+                    self.injected += 1
+                    body_out, reason = (
+                        (SLOW_DOWN, b"Slow Down") if rule.status == 503 else (ACCESS_DENIED, b"Forbidden")
+                    )
+                    writer.write(
+                        b"HTTP/1.1 %d %s\r\nContent-Type: application/xml\r\n" % (rule.status, reason)
+                        + f"Content-Length: {len(body_out)}\r\n\r\n".encode()
+                        + body_out
+                    )
+                    await writer.drain()
+                    continue
                 if self.fail_every and self.requests % self.fail_every == 0:
                     self.injected += 1
                     writer.write(
@@ -66,6 +99,12 @@ class S3Faults:
             back.cancel()
             up_writer.close()
             writer.close()
+
+    def fail_next(self, pattern: str, times: int, status: int = 503) -> Rule:
+        """Answer the next ``times`` requests whose request line matches ``pattern`` with ``status``."""
+        rule = Rule(re.compile(pattern.encode()), times, status)
+        self.rules.append(rule)
+        return rule
 
     def start(self) -> str:
         ready = threading.Event()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -78,3 +80,132 @@ def test_dropped_database_connection_mid_load_is_retried(
     got = rs_tables(redshift, schema)
     for name in clean:
         pd.testing.assert_frame_equal(comparable(got[name]), comparable(clean[name]), obj=name)
+
+
+# Below the pipeline, s3fs retries a failed request 5 times and botocore as often as aws.max_attempts says (1
+# here), and a listing is two calls: an outage of 12 requests outlasts them, so only the pipeline's own retry can
+# absorb it.
+OUTAGE = 12
+
+
+@pytest.fixture(scope="module")
+def sample_s3(s3: S3Endpoint, sample_dir: Path) -> dict[str, str]:
+    return {
+        "song_data": s3.upload_tree(sample_dir / "song_data", "sparkify-outage", "song_data"),
+        "log_data": s3.upload_tree(sample_dir / "log_data", "sparkify-outage", "log_data"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("step", "request_line"),
+    [
+        ("listing", r"GET /sparkify-outage\?list-type=2&prefix=log_data"),
+        ("reading", r"GET /sparkify-outage/log_data/2018/11/2018-11-05-events.json"),
+    ],
+)
+def test_an_s3_outage_longer_than_the_sdk_retries_is_absorbed_by_the_pipeline(
+    step: str,
+    request_line: str,
+    s3: S3Endpoint,
+    sample_s3: dict[str, str],
+    tmp_path: Path,
+    clean: dict[str, pd.DataFrame],
+) -> None:
+    proxy = S3Faults(int(s3.url.rsplit(":", 1)[1]))
+    url = proxy.start()
+    outage = proxy.fail_next(request_line, OUTAGE)
+    try:
+        config = write_config(
+            tmp_path,
+            sample_s3["song_data"],
+            sample_s3["log_data"],
+            aws={"s3_endpoint_url": url, "max_attempts": 1},
+            run={"retry_base_seconds": 0.1},
+        )
+        proc = cli("run", "-c", str(config))
+    finally:
+        proxy.stop()
+    assert outage.hits == OUTAGE
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(
+        rf"WARNING pipeline.retry: {step} s3://sparkify-outage/log_data\S* .*failed \(transient", proc.stderr
+    )
+    tables = read_tables(tmp_path / "wh.duckdb")
+    for name in clean:
+        pd.testing.assert_frame_equal(tables[name], clean[name], obj=name)
+
+
+def test_access_denied_is_not_retried_and_names_the_source(
+    s3: S3Endpoint, sample_s3: dict[str, str], tmp_path: Path
+) -> None:
+    proxy = S3Faults(int(s3.url.rsplit(":", 1)[1]))
+    url = proxy.start()
+    proxy.fail_next(r"prefix=log_data", 100, status=403)
+    try:
+        config = write_config(
+            tmp_path, sample_s3["song_data"], sample_s3["log_data"], aws={"s3_endpoint_url": url, "max_attempts": 1}
+        )
+        proc = cli("run", "-c", str(config))
+    finally:
+        proxy.stop()
+    assert proc.returncode == 5, proc.stderr
+    assert "source error: s3://sparkify-outage/log_data" in proc.stderr
+    assert "pipeline.retry" not in proc.stderr, "a permanent fault is not retried"
+
+
+def test_a_staging_outage_on_s3_is_absorbed_by_the_pipeline(
+    tmp_path: Path, s3: S3Endpoint, redshift: Redshift, sample_dir: Path, clean: dict[str, pd.DataFrame]
+) -> None:
+    schema = new_schema()
+    sources = {
+        "song_data": s3.upload_tree(sample_dir / "song_data", "sparkify-raw", f"{schema}/song_data"),
+        "log_data": s3.upload_tree(sample_dir / "log_data", "sparkify-raw", f"{schema}/log_data"),
+    }
+    config, env = rs_config(tmp_path, s3, redshift, sources, schema)
+    proxy = S3Faults(int(s3.url.rsplit(":", 1)[1]))
+    url = proxy.start()
+    outage = proxy.fail_next(rf"PUT /sparkify-staging/{schema}/[^ ]*/songplays/", OUTAGE)
+    try:
+        proc = cli(
+            "run",
+            "-c",
+            str(config),
+            env={
+                **env,
+                "SPARKIFY__AWS__S3_ENDPOINT_URL": url,
+                "SPARKIFY__AWS__MAX_ATTEMPTS": "1",
+                "SPARKIFY__RUN__RETRY_BASE_SECONDS": "0.1",
+            },
+        )
+    finally:
+        proxy.stop()
+    assert outage.hits == OUTAGE
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"WARNING pipeline.retry: staging s3://sparkify-staging/\S+/songplays/", proc.stderr)
+    got = rs_tables(redshift, schema)
+    for name in clean:
+        pd.testing.assert_frame_equal(comparable(got[name]), comparable(clean[name]), obj=name)
+
+
+def test_a_duckdb_file_held_by_another_process_is_waited_for(
+    sample_dir: Path, tmp_path: Path, clean: dict[str, pd.DataFrame]
+) -> None:
+    config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data", run={"retry_base_seconds": 0.5})
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(2)",
+            str(tmp_path / "wh.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    proc = cli("run", "-c", str(config))
+    holder.wait(30)
+    assert proc.returncode == 0, proc.stderr
+    assert "failed (transient" in proc.stderr and "lock" in proc.stderr.lower()
+    tables = read_tables(tmp_path / "wh.duckdb")
+    for name in clean:
+        pd.testing.assert_frame_equal(tables[name], clean[name], obj=name)

@@ -206,10 +206,6 @@ class Destination(ABC):
     def describe(self) -> str:
         return self.dialect.name
 
-    def preflight(self, frames: dict[str, pd.DataFrame]) -> None:
-        """Refuse, before it is staged, data this target cannot hold (called per batch). Nothing by default."""
-        return None
-
     # ------------------------------------------------------------------ shared
 
     def _t(self, table: Table) -> str:

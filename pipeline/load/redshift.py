@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..schema import Table
 from ..sql import REDSHIFT, quote
@@ -29,10 +27,6 @@ log = logging.getLogger(__name__)
 
 class RedshiftConnectError(RuntimeError):
     pass
-
-
-class ValueTooLong(ValueError):
-    """A text value longer, in UTF-8 bytes, than its Redshift VARCHAR."""
 
 
 class _RedshiftSession:
@@ -129,22 +123,6 @@ class RedshiftDestination(Destination):
                 con.close()
             except Exception as exc:
                 log.debug("closing the connection failed: %s", exc)
-
-    def preflight(self, frames: dict[str, pd.DataFrame]) -> None:
-        """VARCHAR lengths count bytes on Redshift: a longer value would fail the COPY mid-load."""
-        from ..schema import BY_NAME, Kind
-
-        for name, frame in frames.items():
-            for col in BY_NAME[name].columns:
-                if col.kind is not Kind.TEXT or not col.max_bytes or frame.empty:
-                    continue
-                values = pa.array(frame[col.name], pa.string())
-                longest = pc.max(pc.binary_length(values)).as_py()
-                if longest is not None and longest > col.max_bytes:
-                    raise ValueTooLong(
-                        f"{name}.{col.name}: a value of {int(longest)} bytes does not fit VARCHAR({col.max_bytes}); "
-                        "widen it in pipeline/schema.py (and ALTER the table)"
-                    )
 
     def stage_into(self, session: Session, staged: StagedTable, temp_name: str) -> None:
         import awswrangler as wr

@@ -6,7 +6,9 @@ and awswrangler run unmodified. ``test_redshift_live.py`` runs the same end-to-e
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 from pipeline.schema import TABLES
 
 from .. import scenarios
+from ..conftest import event
 from ..helpers import REFERENCE, cli, read_tables, run_json, write_config
 from ..services import IAM_ROLE, RS_PASSWORD, Redshift, S3Endpoint
 
@@ -181,15 +184,28 @@ def test_sql_sent_by_the_load_matches_the_snapshot(
     assert got == SNAPSHOT.read_text()
 
 
-def test_no_secret_reaches_logs_or_summary(
-    tmp_path: Path, s3: S3Endpoint, redshift: Redshift, sample_in_s3: dict[str, str]
+def test_the_password_never_leaves_the_environment(
+    tmp_path: Path, s3: S3Endpoint, redshift: Redshift, sample_dir: Path
 ) -> None:
+    """The Redshift password is in the environment of every run here: it must reach no output, log, rejected
+    record, run history, metrics or exception text, and a connection that fails names the host instead."""
     from ..services import FAKE_AWS
 
     schema = new_schema()
-    config, env = rs_config(tmp_path, s3, redshift, sample_in_s3, schema)
-    proc = cli("run", "-v", "-c", str(config), env=env)
-    assert proc.returncode == 0, proc.stderr
+    logs = tmp_path / "logs"
+    shutil.copytree(sample_dir / "log_data", logs)
+    sorted(logs.rglob("*.json"))[0].write_bytes(b'{"ts": "bad"}\n' + sorted(logs.rglob("*.json"))[0].read_bytes())
+    sources = {
+        "song_data": s3.upload_tree(sample_dir / "song_data", "sparkify-raw", f"{schema}/song_data"),
+        "log_data": s3.upload_tree(logs, "sparkify-raw", f"{schema}/log_data"),
+    }
+    config, env = rs_config(tmp_path, s3, redshift, sources, schema)
+    ok = cli("run", "-v", "--json", "-c", str(config), env=env)
+    assert ok.returncode == 0, ok.stderr
+    failed = cli("run", "-v", "-c", str(config), env={**env, "SPARKIFY_FAULT_FAIL_AT": "merged-songplays"})
+    s3.upload_tree(sample_dir / "log_data", "sparkify-raw", f"{schema}/log_data")  # a changed file: run again
+    failed = cli("run", "-v", "-c", str(config), env={**env, "SPARKIFY_FAULT_FAIL_AT": "merged-songplays"})
+    assert failed.returncode == 1 and "injected failure" in failed.stderr
     wrong = cli(
         "run",
         "-v",
@@ -197,11 +213,93 @@ def test_no_secret_reaches_logs_or_summary(
         str(config),
         env={"SPARKIFY_REDSHIFT_PASSWORD": "wrong-" + RS_PASSWORD, "SPARKIFY__WAREHOUSE__REDSHIFT__PORT": "1"},
     )
-    assert wrong.returncode != 0
-    everything = proc.stdout + proc.stderr + wrong.stdout + wrong.stderr + config.read_text()
-    for secret in (RS_PASSWORD, FAKE_AWS["AWS_SECRET_ACCESS_KEY"], FAKE_AWS["AWS_SESSION_TOKEN"]):
-        assert secret not in everything
+    assert wrong.returncode == 1
     assert "cannot connect to redshift:127.0.0.1:1/postgres" in wrong.stderr
+    con = redshift.connect()
+    cur = con.cursor()
+    cur.execute(f'SELECT "error" FROM "{schema}"."_sparkify_runs"')
+    history = " ".join(str(r[0]) for r in cur.fetchall())
+    con.close()
+    assert "injected failure" in history
+    rejects = "".join(p.read_text() for p in (tmp_path / "rejects").rglob("*.jsonl"))
+    assert '"reason"' in rejects
+    everything = "".join(
+        [
+            ok.stdout,
+            ok.stderr,
+            failed.stdout,
+            failed.stderr,
+            wrong.stdout,
+            wrong.stderr,
+            config.read_text(),
+            history,
+            rejects,
+            (tmp_path / "build" / "sparkify.prom").read_text(),
+        ]
+    )
+    for secret in (
+        RS_PASSWORD,
+        "wrong-" + RS_PASSWORD,
+        FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
+        FAKE_AWS["AWS_SESSION_TOKEN"],
+    ):
+        assert secret not in everything
+
+
+def test_the_stand_in_enforces_no_keys_so_the_pipelines_checks_are_what_catch_a_duplicate(
+    tmp_path: Path, s3: S3Endpoint, redshift: Redshift, sample_in_s3: dict[str, str]
+) -> None:
+    schema = new_schema()
+    config, env = rs_config(tmp_path, s3, redshift, sample_in_s3, schema)
+    assert cli("run", "-q", "-c", str(config), env=env).returncode == 0
+    con = redshift.connect()
+    cur = con.cursor()
+    # Redshift would accept this duplicate of a primary key; so does the stand-in.
+    cur.execute(f'INSERT INTO "{schema}"."songplays" SELECT * FROM "{schema}"."songplays" LIMIT 1')
+    con.commit()
+    con.close()
+    checked = cli("check", "-c", str(config), env=env)
+    assert checked.returncode == 3
+    assert "FAILED songplays.primary_key_unique: 1" in checked.stdout
+
+
+def test_a_value_too_long_in_bytes_is_a_rejected_record_on_both_targets(
+    tmp_path: Path, s3: S3Endpoint, redshift: Redshift, sample_dir: Path
+) -> None:
+    """200 characters of 'é' fit a 256-character column but not Redshift's 256 bytes: the same record is
+    rejected, with its reason, on either target, and the rest loads."""
+    logs = tmp_path / "logs"
+    shutil.copytree(sample_dir / "log_data", logs)
+    day = sorted(logs.rglob("*.json"))[3]
+    day.write_bytes(day.read_bytes() + b"\n" + json.dumps(event(firstName="é" * 200, sessionId=4242)).encode())
+    schema = new_schema()
+    sources = {
+        "song_data": s3.upload_tree(sample_dir / "song_data", "sparkify-raw", f"{schema}/song_data"),
+        "log_data": s3.upload_tree(logs, "sparkify-raw", f"{schema}/log_data"),
+    }
+    config, env = rs_config(tmp_path, s3, redshift, sources, schema)
+    on_redshift = run_json(config, env=env)
+    local = tmp_path / "local"
+    local.mkdir()
+    on_duckdb = run_json(write_config(local, sample_dir / "song_data", logs))
+    for summary in (on_redshift, on_duckdb):
+        assert summary["records_rejected"]["log_data"] == 1
+        assert summary["rows_total"] == REFERENCE
+    rejects = [json.loads(x) for p in tmp_path.rglob("*.jsonl") for x in p.read_text().splitlines()]
+    assert [r["reason"] for r in rejects] == ["'firstName' is 400 bytes, longer than the 256 its column holds"] * 2
+
+
+def test_a_long_non_ascii_error_is_recorded_as_failed(tmp_path: Path, s3: S3Endpoint, redshift: Redshift) -> None:
+    """An error of 6,000 bytes of UTF-8 is cut to the 4,096 bytes its column holds, so the run is recorded as
+    failed (not left 'running', to be called abandoned by the next run)."""
+    schema = new_schema()
+    s3.ensure_bucket("sparkify-raw")
+    missing = "s3://sparkify-raw/" + "é" * 3000
+    config, env = rs_config(tmp_path, s3, redshift, {"song_data": missing, "log_data": missing}, schema)
+    assert cli("run", "-c", str(config), env=env).returncode == 5
+    [r] = json.loads(cli("runs", "--json", "-c", str(config), env=env).stdout)
+    assert r["status"] == "failed"
+    assert r["error"].startswith("SourceError: s3://sparkify-raw/éé") and len(r["error"].encode()) <= 4096
 
 
 def test_nights_on_redshift_end_equal_to_one_full_run(tmp_path: Path, s3: S3Endpoint, redshift: Redshift) -> None:

@@ -7,8 +7,10 @@ Unmodified ``redshift_connector`` and ``awswrangler`` talk to it over a real TCP
 (b) reports ``server_version`` 8.0.2, which the driver parses to pick its protocol;
 (c) rewrites Redshift-only SQL: ``COPY t FROM 's3://…' IAM_ROLE … FORMAT AS PARQUET`` is executed by reading
     the Parquet objects from the S3 endpoint and inserting them in the same session (so temporary tables and
-    transactions behave), and DISTSTYLE / DISTKEY / SORTKEY / ENCODE clauses are dropped. Foreign keys are
-    made DEFERRABLE INITIALLY DEFERRED, because Redshift does not enforce them at statement time either.
+    transactions behave), and DISTSTYLE / DISTKEY / SORTKEY / ENCODE clauses are dropped;
+(d) behaves like Redshift where PostgreSQL is stricter or counts differently: primary and foreign keys are
+    dropped (Redshift never enforces them), and ``VARCHAR(n)`` becomes ``VARCHAR`` with a check that the value
+    holds at most n bytes (Redshift counts bytes, PostgreSQL characters).
 
 It also records every statement it receives (for the SQL snapshot test) and can fail a chosen statement
 (for the mid-load failure test). It is a test fixture, weaker than Redshift in ways the README lists.
@@ -46,7 +48,14 @@ _PHYSICAL = re.compile(
     r"|ENCODE\s+\w+)",
     re.IGNORECASE,
 )
-_REFERENCES = re.compile(r"(REFERENCES\s+[\w\".]+\s*\([^)]*\))", re.IGNORECASE)
+# Redshift declares keys but never enforces them: the stand-in drops them, so only the pipeline's own checks
+# protect the warehouse in tests, as on Redshift.
+_KEYS = re.compile(
+    r",\s*(PRIMARY\s+KEY\s*\([^)]*\)|FOREIGN\s+KEY\s*\([^)]*\)\s*REFERENCES\s+[\w\".]+\s*\([^)]*\))",
+    re.IGNORECASE,
+)
+# Redshift counts VARCHAR(n) in bytes, PostgreSQL in characters: the length becomes a check on the bytes.
+_SIZED = re.compile(r'("[^"]+")\s+VARCHAR\((\d+)\)', re.IGNORECASE)
 _COPY = re.compile(
     r"^\s*COPY\s+(?P<table>[\w\".]+)\s*(?P<cols>\([^)]*\))?\s*FROM\s+'(?P<url>s3://[^']+)'(?P<rest>.*)$",
     re.IGNORECASE | re.DOTALL,
@@ -88,7 +97,8 @@ class StandIn:
             return self._copy_to_insert(m.group("table"), m.group("cols"), m.group("url"))
         if re.match(r"^\s*CREATE\s+", sql, re.IGNORECASE):
             sql = _PHYSICAL.sub("", sql)
-            sql = _REFERENCES.sub(r"\1 DEFERRABLE INITIALLY DEFERRED", sql)
+            sql = _KEYS.sub("", sql)
+            sql = _SIZED.sub(r"\1 VARCHAR CHECK (octet_length(\1) <= \2)", sql)
         return sql
 
     def _copy_to_insert(self, table: str, cols: str | None, url: str) -> str:
