@@ -14,6 +14,7 @@ from .checks import CheckFailed
 from .config import Config, ConfigError, describe_keys, load_config
 from .discover import SourceError
 from .extract import FetchError
+from .load.base import SchemaOutdated
 from .lock import AlreadyRunning
 from .runner import TooManyRejects
 
@@ -50,11 +51,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.since and args.until and args.since > args.until:
         raise ConfigError(f"--since {args.since} is after --until {args.until}")
-    if args.full_refresh and (args.since or args.until):
-        raise ConfigError(
-            "--full-refresh rebuilds every table from every file; it cannot be limited to --since/--until "
-            "(that would leave the warehouse holding one window). Back-fill a window with --since/--until alone."
-        )
     options = RunOptions(full_refresh=args.full_refresh, since=args.since, until=args.until)
     try:
         summary = run(cfg, options)
@@ -267,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
+        return EXIT_CONFIG
+    except SchemaOutdated as exc:
+        log.error("%s", exc)
         return EXIT_CONFIG
     except CheckFailed as exc:
         log.error("%s\nThe load was rolled back: the warehouse is as it was before this run.", exc)

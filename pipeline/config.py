@@ -19,6 +19,8 @@ from typing import Any, Union
 import yaml
 
 ENV_PREFIX = "SPARKIFY__"
+# The built-in demo location: the only place synthetic data is ever generated into (``demo`` settings).
+DEMO_ROOT = Path(__file__).resolve().parents[1] / "data" / "demo"
 TARGETS = ("duckdb", "redshift")
 
 
@@ -45,7 +47,8 @@ class SourceConfig:
 
 @dataclass
 class DemoConfig:
-    #: Write a synthetic dataset into the (local) source folders when they are empty or missing.
+    #: Generate the synthetic demo dataset when the source is the built-in demo folders (data/demo/ of this
+    #: repository, the default) and they are empty. Never anywhere else.
     generate_if_empty: bool = True
     songs: int = 2_000
     events: int = 20_000
@@ -56,8 +59,10 @@ class DemoConfig:
 class StagingConfig:
     #: Where the star frames are written as Parquet before the bulk load (local path or s3:// URL).
     path: str = "build/staging"
-    #: Keep a successful run's staged files (a failed run's are always kept).
+    #: Keep a successful run's staged files (a failed run's are kept for ``keep_failed_days``).
     keep: bool = False
+    #: Days a failed run's staged files are kept for inspection; a killed run's are removed by the next run.
+    keep_failed_days: int = 7
 
 
 @dataclass
@@ -76,6 +81,8 @@ class RunConfig:
     attempts: int = 4
     #: First backoff delay in seconds; doubles each attempt, capped at 30 s.
     retry_base_seconds: float = 1.0
+    #: Prometheus text file written after every run (node_exporter's textfile collector); empty for none.
+    metrics_path: str = "build/sparkify.prom"
 
 
 @dataclass
@@ -93,6 +100,8 @@ class AwsConfig:
     profile: str = ""
     #: S3-compatible endpoint (MinIO, a test server); empty for AWS itself.
     s3_endpoint_url: str = ""
+    #: Attempts the AWS SDK makes itself on throttling and 5xx before the pipeline's own retry sees the fault.
+    max_attempts: int = 8
 
 
 @dataclass
@@ -159,7 +168,7 @@ class Config:
             "config_kwargs": {
                 "max_pool_connections": max(10, self.source.concurrency),
                 # botocore retries throttling and 5xx with backoff before s3fs or the pipeline sees them.
-                "retries": {"max_attempts": 8, "mode": "standard"},
+                "retries": {"max_attempts": self.aws.max_attempts, "mode": "standard"},
             }
         }
         client: dict[str, Any] = {}
@@ -182,6 +191,7 @@ _PATH_KEYS = (
     ("staging", "path"),
     ("rejects", "path"),
     ("run", "lock_path"),
+    ("run", "metrics_path"),
     ("warehouse", "duckdb", "path"),
 )
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -279,6 +289,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"source.batch_mb: must be more than 0, got {cfg.source.batch_mb}")
     if cfg.run.attempts < 1:
         raise ConfigError(f"run.attempts: must be at least 1, got {cfg.run.attempts}")
+    if cfg.aws.max_attempts < 1:
+        raise ConfigError(f"aws.max_attempts: must be at least 1, got {cfg.aws.max_attempts}")
+    if cfg.staging.keep_failed_days < 0:
+        raise ConfigError(f"staging.keep_failed_days: must not be negative, got {cfg.staging.keep_failed_days}")
     if not 0.0 <= cfg.rejects.max_fraction <= 1.0:
         raise ConfigError(f"rejects.max_fraction: must be between 0 and 1, got {cfg.rejects.max_fraction}")
     for key in ("songs", "events"):

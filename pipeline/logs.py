@@ -46,6 +46,23 @@ class RedactSecrets(logging.Filter):
 _REDACT = RedactSecrets([])
 
 
+class _AroundBars(logging.StreamHandler):
+    """Writes a log line through tqdm while a progress bar is on screen, so the line does not land on the bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from . import progress
+
+        if not progress.showing():
+            super().emit(record)
+            return
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:
+            self.handleError(record)
+
+
 def protect_env(name: str) -> None:
     """Redact the value of environment variable ``name`` from everything logged from now on."""
     _REDACT.add(os.environ.get(name, ""))
@@ -54,7 +71,7 @@ def protect_env(name: str) -> None:
 def setup(verbose: bool, quiet: bool) -> None:
     for name in SECRET_ENV:
         protect_env(name)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _AroundBars(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.addFilter(_REDACT)
     root = logging.getLogger()

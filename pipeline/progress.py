@@ -14,6 +14,7 @@ from typing import Any
 log = logging.getLogger("pipeline.progress")
 
 _bars = False
+_open = 0  # bars on screen now: while there are any, log lines go through tqdm.write (see ``logs.py``)
 LOG_EVERY_SECONDS = 15.0
 
 
@@ -31,7 +32,9 @@ class Progress:
         if _bars:
             from tqdm import tqdm
 
+            global _open
             self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", file=sys.stderr, leave=False)
+            _open += 1
 
     def update(self, n: float = 1) -> None:
         self.n += n
@@ -49,4 +52,11 @@ class Progress:
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         if self._bar is not None:
+            global _open
             self._bar.close()
+            _open -= 1
+
+
+def showing() -> bool:
+    """Whether a progress bar is on the terminal now."""
+    return _open > 0

@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from . import aws, faults, memory
+from . import aws, faults, memory, metrics
 from . import stage as staging
 from . import transform as T
-from .config import Config, is_url
+from .config import DEMO_ROOT, Config, ConfigError, is_url
 from .discover import SourceFile, discover
 from .engine import BatchOutcome, engine_for, process_batch
 from .extract import Extracted, Reject
@@ -68,8 +68,12 @@ class Summary:
     files_read: dict[str, int] = field(default_factory=dict)
     files_skipped: dict[str, int] = field(default_factory=dict)
     bytes_read: int = 0
+    # Bytes of source the rejected records held (a whole unreadable file: its size): what the threshold weighs.
+    bytes_rejected: int = 0
     records_read: dict[str, int] = field(default_factory=dict)
     records_rejected: dict[str, int] = field(default_factory=dict)
+    # Files that could not be read at all; left out of the ledger, so the next run tries them again.
+    files_unread: list[str] = field(default_factory=list)
     rejects_file: str | None = None
     rows_merged: dict[str, int] = field(default_factory=dict)
     rows_total: dict[str, int] = field(default_factory=dict)
@@ -83,7 +87,8 @@ class Summary:
     error: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        """One line: the crontab appends one summary per night to a JSON Lines file for a log shipper."""
+        return json.dumps(asdict(self), separators=(",", ":"))
 
     def to_text(self) -> str:
         total = sum(self.seconds.values())
@@ -141,14 +146,21 @@ def _timed(summary: Summary, stage: str) -> Iterator[None]:
 
 
 def ensure_demo_data(cfg: Config) -> bool:
-    """Fill empty local source folders with the synthetic demo dataset, so a fresh clone just runs."""
-    if not cfg.demo.generate_if_empty or is_url(cfg.source.song_data) or is_url(cfg.source.log_data):
-        return False
+    """Fill the built-in demo folders with the synthetic dataset when they are empty, so a fresh clone just runs.
+
+    Only ever there: a config that points anywhere else (a typo, a mount that is not up) must not get
+    invented data loaded into its warehouse. A missing source is then an error, an empty one an empty run.
+    """
     songs, logs = Path(cfg.source.song_data), Path(cfg.source.log_data)
+    if not cfg.demo.generate_if_empty or (songs, logs) != (DEMO_ROOT / "song_data", DEMO_ROOT / "log_data"):
+        return False
     if not (is_empty(songs) and is_empty(logs)):
         return False
     log.info(
-        "source folders are empty: generating the demo dataset (%d songs, %d events)", cfg.demo.songs, cfg.demo.events
+        "the demo folders %s are empty: generating the demo dataset (%d songs, %d events)",
+        DEMO_ROOT,
+        cfg.demo.songs,
+        cfg.demo.events,
     )
     generate(songs, logs, songs=cfg.demo.songs, events=cfg.demo.events, seed=cfg.demo.seed)
     return True
@@ -242,6 +254,8 @@ class _Run:
         chosen, skipped = select_files(files, ledger, self.options, windowed=spec is LOG_SOURCE)
         listed = {f.url for f in files}
         gone = sorted(u for u, (source, _, _) in ledger.items() if source == spec.name and u not in listed)
+        if not files:
+            log.warning("%s: no data files under %s: nothing to read from it", spec.name, url)
         self.summary.files_skipped[spec.name] = skipped
         self.summary.files_read[spec.name] = len(chosen)
         log.info(
@@ -249,11 +263,13 @@ class _Run:
         )
         return fs, chosen, gone
 
-    def count(self, source: str, records: int, rejects: list[Reject], bytes_read: int) -> None:
+    def count(self, source: str, records: int, rejects: list[Reject], bytes_read: int, unread: list[str]) -> None:
         s = self.summary
         s.records_read[source] = s.records_read.get(source, 0) + records
         s.records_rejected[source] = s.records_rejected.get(source, 0) + len(rejects)
         s.bytes_read += bytes_read
+        s.bytes_rejected += sum(r.size for r in rejects)
+        s.files_unread += unread
         if rejects:
             s.rejects_file = append_rejects(rejects, self.cfg.rejects.path, self.run_id)
 
@@ -268,13 +284,19 @@ class _Run:
             log_fs, log_files, log_gone = self.list_source(cfg.source.log_data, LOG_SOURCE, ledger)
             stored_songs = self.retry("reading the catalogue", lambda: self.dest.stored_records(SONG_RECORDS))
         engine = engine_for(cfg)
-        stager = staging.Stager(cfg.staging.path, self.run_id, self.session)
+        stager = staging.Stager(cfg.staging.path, self.run_id, self.session, retry=self.retry)
 
         # Songs first, in one batch: the catalogue is small, every log batch needs its lookup, and a run that
         # changes it must match stored plays again.
         with self.timed("extract"):
             song_x = engine.read_songs(song_fs, song_files)
-        self.count(SONG_SOURCE.name, song_x.records, song_x.rejects, song_x.bytes_read)
+        self.count(
+            SONG_SOURCE.name,
+            song_x.records,
+            song_x.rejects,
+            song_x.bytes_read,
+            [song_x.files[i].url for i in sorted(song_x.unread)],
+        )
         with self.timed("transform"):
             fresh = T.song_records(song_x.frame, [f.url for f in song_x.files])
             if full:
@@ -291,7 +313,6 @@ class _Run:
             # No song file read: the catalogue is the stored one, and nothing in it changes.
             new = T.catalogue(T.records_frame(current, SONG_SOURCE)[0]) if song_files or full else old
             changes = T.catalogue_changes(new, old)
-        self.dest.preflight({"songs": changes.songs, "artists": changes.artists})
         with self.timed("stage"):
             stager.add(
                 {
@@ -311,14 +332,14 @@ class _Run:
             lookup=new.lookup,
             # Records derived again in one go: about a batch's worth (a log event is 300-400 bytes of JSON).
             chunk_records=max(10_000, cfg.source.batch_bytes // 400),
+            # Files loaded before and read again: only then can stored records be replaced.
+            redelivered=any(f.url in self.ledger for f in (*song_files, *log_files)) and not full,
         )
-        outcomes: Iterator[BatchOutcome] = engine.process_logs(
-            log_fs, log_files, new.lookup, stager, self.timed, self.dest.preflight
-        )
+        outcomes: Iterator[BatchOutcome] = engine.process_logs(log_fs, log_files, new.lookup, stager, self.timed)
         if full and log_gone:
             outcomes = itertools.chain(outcomes, self.kept_log_batches(log_gone, new.lookup, stager))
         for outcome in outcomes:
-            self.count(LOG_SOURCE.name, outcome.records, outcome.rejects, outcome.bytes_read)
+            self.count(LOG_SOURCE.name, outcome.records, outcome.rejects, outcome.bytes_read, outcome.unread)
             for name, path, rows in outcome.parts:
                 stager.record(name, path, rows)
             with self.timed("transform"):
@@ -330,11 +351,15 @@ class _Run:
         self.check_rejects()
         faults.checkpoint("extracted")
         with self.timed("stage"):
-            run_files = sorted({f.url for f in (*song_files, *log_files)})
+            # A file that could not be read keeps what it had: its records are not replaced, nor its ledger row.
+            unread = set(s.files_unread)
+            song_read = [f for f in song_files if f.url not in unread]
+            log_read = [f for f in log_files if f.url not in unread]
+            run_files = sorted({f.url for f in (*song_read, *log_read)})
             stager.add(
                 {
                     RUN_FILES.name: pd.DataFrame({"file": pd.array(run_files, dtype="string[pyarrow]")}),
-                    LOADED_FILES.name: ledger_frame(song_files, log_files, self.run_id, utcnow()),
+                    LOADED_FILES.name: ledger_frame(song_read, log_read, self.run_id, utcnow()),
                 }
             )
             staged = stager.finish()
@@ -376,15 +401,19 @@ class _Run:
             )
             frame, files = T.records_frame(records, LOG_SOURCE)
             x = Extracted(LOG_SOURCE, [SourceFile(path=u, url=u, size=0, version="") for u in files], frame)
-            yield process_batch(x, lookup, stager, f"kept-{n:05d}", self.timed, None)
+            yield process_batch(x, lookup, stager, f"kept-{n:05d}", self.timed)
 
     def check_rejects(self) -> None:
+        """Fail before loading when rejected input weighs more than ``rejects.max_fraction`` of what was read.
+
+        Weighed in bytes, not records: a day's file that is wholly unreadable is one "record" but a day lost.
+        """
         s = self.summary
-        read = sum(s.records_read.values())
-        rejected = sum(s.records_rejected.values())
-        if read and rejected / read > self.cfg.rejects.max_fraction:
+        if s.bytes_read and s.bytes_rejected / s.bytes_read > self.cfg.rejects.max_fraction:
             raise TooManyRejects(
-                f"{rejected} of {read} records rejected ({rejected / read:.2%}), over rejects.max_fraction "
+                f"{s.bytes_rejected:,} of {s.bytes_read:,} bytes read were rejected "
+                f"({s.bytes_rejected / s.bytes_read:.2%}, {sum(s.records_rejected.values()):,} records), over "
+                "rejects.max_fraction "
                 f"{self.cfg.rejects.max_fraction:.2%}; nothing was loaded. See {s.rejects_file}"
             )
 
@@ -392,6 +421,11 @@ class _Run:
 def run(cfg: Config, options: RunOptions | None = None, run_id: str | None = None) -> Summary:
     """Run the pipeline once, holding the run lock. Raises on failure, with ``summary`` attached."""
     options = options or RunOptions()
+    if options.full_refresh and (options.since or options.until):
+        raise ConfigError(
+            "--full-refresh rebuilds every table from every file; it cannot be limited to --since/--until "
+            "(that would leave the warehouse holding one window). Back-fill a window with --since/--until alone."
+        )
     run_id = run_id or new_run_id()
     with single_flight(cfg.run.lock_path, run_id):
         r = _Run(cfg, options, run_id)
@@ -403,6 +437,7 @@ def run(cfg: Config, options: RunOptions | None = None, run_id: str | None = Non
                 log.warning(
                     "%d earlier run(s) had been killed mid-way; marked abandoned (their loads rolled back)", abandoned
                 )
+            clean_staging(cfg, r.dest, run_id)
             summary = r.execute()
         except BaseException as exc:
             r.summary.status = "failed"
@@ -431,6 +466,52 @@ def _record_end(r: _Run, started: datetime) -> None:
         )
     except Exception as exc:  # the warehouse may be what failed; the summary still reaches the log
         log.warning("could not record the end of run %s in the run history: %s", r.run_id, exc)
+    if r.cfg.run.metrics_path:
+        try:
+            metrics.write(r.cfg.run.metrics_path, s, time.time())
+        except OSError as exc:
+            log.warning("could not write the run's metrics to %s: %s", r.cfg.run.metrics_path, exc)
+
+
+_RUN_ID = re.compile(r"^(\d{8}T\d{6}Z)-[0-9a-f]{6}$")
+
+
+def clean_staging(cfg: Config, dest: Destination, current: str) -> list[str]:
+    """Remove staging folders that are no longer of use: those of killed runs (abandoned, or not in the history:
+    killed before they were recorded), of successful ones whose removal failed, and of failed runs older than
+    ``staging.keep_failed_days``. Only folders named like a run are touched. Returns what was removed."""
+    import fsspec
+
+    root = cfg.staging.path.rstrip("/")
+    fs, path = fsspec.core.url_to_fs(root, **(cfg.storage_options() if is_url(root) else {}))
+    try:
+        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    runs = [n for n in names if _RUN_ID.match(n) and n != current]
+    if not runs:
+        return []
+    status = {str(h["run_id"]): str(h["status"]) for h in dest.run_history(limit=10_000)}
+    cutoff = datetime.now(UTC).timestamp() - cfg.staging.keep_failed_days * 86_400
+    removed = []
+    for name in runs:
+        m = _RUN_ID.match(name)
+        assert m is not None
+        started = datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+        state = status.get(name)
+        if state == "running":
+            continue
+        if state == "failed" and started >= cutoff:
+            continue
+        fs.rm(f"{path}/{name}", recursive=True)
+        removed.append(name)
+    if removed:
+        log.info(
+            "removed the staging folders of %d earlier runs (killed, or failed over %d days ago)",
+            len(removed),
+            cfg.staging.keep_failed_days,
+        )
+    return removed
 
 
 def history(cfg: Config, limit: int = 20) -> list[dict[str, Any]]:

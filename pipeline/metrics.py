@@ -1,0 +1,127 @@
+"""The run's figures for monitoring: Prometheus text format, for node_exporter's textfile collector.
+
+Cron says nothing when a job silently stops running; a metric of the last success's time does. The file is
+written after every run that started (succeeded or failed), atomically (a temporary file renamed over it),
+so the collector never reads half a file. ``sparkify_last_success_timestamp_seconds`` survives failed runs:
+it is carried over from the previous file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .runner import Summary
+
+PREFIX = "sparkify"
+_SUCCESS = re.compile(rf"^{PREFIX}_last_success_timestamp_seconds (\S+)$", re.MULTILINE)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    """Full precision (a Unix time needs 13 digits), integers without a fraction."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _metric(name: str, kind: str, doc: str, samples: Iterable[tuple[dict[str, str], float]]) -> list[str]:
+    lines = [f"# HELP {PREFIX}_{name} {doc}", f"# TYPE {PREFIX}_{name} {kind}"]
+    for labels, value in samples:
+        inner = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+        lines.append(f"{PREFIX}_{name}{'{' + inner + '}' if inner else ''} {_number(value)}")
+    return lines
+
+
+def previous_success(path: Path) -> float | None:
+    try:
+        m = _SUCCESS.search(path.read_text())
+    except OSError:
+        return None
+    return float(m.group(1)) if m else None
+
+
+def render(summary: Summary, ended_at: float, last_success: float | None) -> str:
+    ok = summary.status == "succeeded"
+    lines: list[str] = []
+    lines += _metric("last_run_timestamp_seconds", "gauge", "When the last run ended (Unix time).", [({}, ended_at)])
+    lines += _metric(
+        "last_run_success", "gauge", "1 if the last run succeeded, 0 if it failed.", [({}, 1.0 if ok else 0.0)]
+    )
+    if last_success is not None:
+        lines += _metric(
+            "last_success_timestamp_seconds",
+            "gauge",
+            "When the last successful run ended (Unix time); alert when it is more than 26 hours old.",
+            [({}, last_success)],
+        )
+    lines += _metric(
+        "last_run_stage_seconds",
+        "gauge",
+        "Seconds the last run spent in each stage.",
+        [({"stage": k}, v) for k, v in summary.seconds.items()],
+    )
+    lines += _metric(
+        "last_run_records_read",
+        "gauge",
+        "Records the last run read, per source.",
+        [({"source": k}, float(v)) for k, v in summary.records_read.items()],
+    )
+    lines += _metric(
+        "last_run_records_rejected",
+        "gauge",
+        "Records the last run rejected, per source.",
+        [({"source": k}, float(v)) for k, v in summary.records_rejected.items()],
+    )
+    lines += _metric(
+        "last_run_bytes_rejected_ratio",
+        "gauge",
+        "Share of the bytes read that the last run rejected (rejects.max_fraction applies to it).",
+        [({}, summary.bytes_rejected / summary.bytes_read if summary.bytes_read else 0.0)],
+    )
+    lines += _metric(
+        "table_rows",
+        "gauge",
+        "Rows in each table after the last successful run.",
+        [({"table": k}, float(v)) for k, v in summary.rows_total.items()],
+    )
+    return "\n".join(lines) + "\n"
+
+
+def write(path: str, summary: Summary, ended_at: float) -> None:
+    """Write the run's metrics to ``path`` atomically; a failed run keeps the last success's time."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    last_success = ended_at if summary.status == "succeeded" else previous_success(target)
+    if not summary.rows_total and summary.status != "succeeded":
+        # A failed run changed no table: keep the row counts the previous file reported.
+        summary = _with_previous_rows(summary, target)
+    body = render(summary, ended_at, last_success)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(body)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_ROWS = re.compile(rf'^{PREFIX}_table_rows{{table="([^"]+)"}} (\S+)$', re.MULTILINE)
+
+
+def _with_previous_rows(summary: Summary, path: Path) -> Summary:
+    from dataclasses import replace
+
+    try:
+        rows = {t: int(float(v)) for t, v in _ROWS.findall(path.read_text())}
+    except OSError:
+        return summary
+    return replace(summary, rows_total=rows)
