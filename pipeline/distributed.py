@@ -59,11 +59,11 @@ def plan(files: list[SourceFile], batch_bytes: int) -> list[list[int]]:
     groups: list[list[int]] = []
     size = 0
     for i, f in enumerate(files):
-        if not groups or size + f.size > batch_bytes:
+        if not groups or size + f.weight > batch_bytes:
             groups.append([])
             size = 0
         groups[-1].append(i)
-        size += f.size
+        size += f.weight
     return groups
 
 
@@ -143,6 +143,8 @@ class RayEngine(Engine):
             frame=pd.concat(frames, ignore_index=True),
             rejects=[r for x, _ in results for r in x.rejects],
             bytes_read=sum(x.bytes_read for x, _ in results),
+            # Files no task could read stay out of the ledger, as on the local engine.
+            unread={group[0] + i for group, (x, _) in zip(groups, results, strict=True) for i in x.unread},
         )
 
     def process_logs(

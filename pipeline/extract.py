@@ -10,6 +10,7 @@ every good record around it is kept. Each row carries the file and line it came 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +27,7 @@ import pyarrow.json as pj
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
-from .discover import SourceFile
+from .discover import SourceError, SourceFile, compression
 from .progress import Progress
 from .sources import MAX_EPOCH_MS, MIN_EPOCH_MS, SourceSpec
 
@@ -85,19 +86,18 @@ class Unreadable:
     reason: str
 
 
+def _denied(fs: AbstractFileSystem, url: str, exc: BaseException) -> None:
+    """On an object store, access denied is the credentials' or the policy's fault, not the file's: it would be
+    the same for every file, so the run stops at once (exit 5) instead of rejecting the whole source."""
+    if isinstance(exc, PermissionError) and not isinstance(fs, LocalFileSystem):
+        raise SourceError(f"access denied reading {url}: {exc}") from exc
+
+
 def _unreadable(exc: BaseException) -> Unreadable | None:
     if isinstance(exc, _UNREADABLE) or (isinstance(exc, OSError) and exc.errno == _ELOOP):
         text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return Unreadable(f"cannot read: {type(exc).__name__}: {text}")
     return None
-
-
-def compression(path: str) -> str | None:
-    """The compression fsspec infers from a file's name (``.json.gz`` -> gzip), if any."""
-    from fsspec.utils import infer_compression
-
-    name = infer_compression(path)
-    return name if name in _codecs() else None
 
 
 def _codecs() -> dict[str, Callable[..., object]]:
@@ -139,6 +139,7 @@ def fetch(
             for path in chunk:
                 data = got[path]
                 if isinstance(data, BaseException):
+                    _denied(fs, files[len(out)].url, data)
                     bad = _unreadable(data)
                     if bad is None:
                         raise FetchError(f"cannot read {files[len(out)].url}: {data}") from data
@@ -171,6 +172,7 @@ def fetch(
                     data: bytes = fh.read()
                     return data
             except OSError as exc:
+                _denied(fs, files[i].url, exc)
                 bad = _unreadable(exc)
                 if bad is None:
                     raise FetchError(f"cannot read {files[i].url}: {exc}") from exc
@@ -239,10 +241,12 @@ def _stream_file(fs: AbstractFileSystem, index: int, f: SourceFile, block: int, 
                     handle.seek(pos)
             chunk: bytes = handle.read(block)
             return chunk
-        except OSError as exc:
+        except Exception as exc:  # not only OSError: the SDK's timeouts are its own classes
             if handle is not None:
-                handle.close()
+                with contextlib.suppress(Exception):  # a handle broken by the fault may not close cleanly
+                    handle.close()
                 handle = None
+            _denied(fs, f.url, exc)
             if pos == 0 and _unreadable(exc) is not None:
                 raise
             raise FetchError(f"cannot read {f.url} at byte {pos}: {exc}") from exc
@@ -300,17 +304,17 @@ def read_batches(
         return [_segment(i, files[i], d) for i, d in zip(group, datas, strict=True)]
 
     for i, f in enumerate(files):
-        if f.size > batch_bytes:
+        if f.weight > batch_bytes:
             if group:
                 yield flush()
                 group, size = [], 0
             yield from ([seg] for seg in _stream_file(fs, i, f, batch_bytes, retry))
             continue
-        if group and size + f.size > batch_bytes:
+        if group and size + f.weight > batch_bytes:
             yield flush()
             group, size = [], 0
         group.append(i)
-        size += f.size
+        size += f.weight
     if group:
         yield flush()
 
@@ -627,7 +631,7 @@ def _raw_line(pieces: Sequence[_Piece], file: int, line: int, cache: dict[int, l
 
 def extract_segments(spec: SourceSpec, files: Sequence[SourceFile], segments: Sequence[Segment]) -> Extracted:
     """Parse one batch of segments of ``files``; ``_file`` in the frame indexes ``files``."""
-    return _extract_prepared(spec, files, _prepare(spec, [f.url for f in files], segments, [f.size for f in files]))
+    return _extract_prepared(spec, files, _prepare(spec, [f.url for f in files], segments, [f.weight for f in files]))
 
 
 def _extract_prepared(spec: SourceSpec, files: Sequence[SourceFile], prepared: _Prepared) -> Extracted:

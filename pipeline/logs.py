@@ -63,6 +63,14 @@ class _AroundBars(logging.StreamHandler):
             self.handleError(record)
 
 
+def redact(text: str) -> str:
+    """``text`` with every protected secret replaced: for text that leaves the process other than by logging
+    (the run history's error, the ``--json`` summary)."""
+    for secret in _REDACT.secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
 def protect_env(name: str) -> None:
     """Redact the value of environment variable ``name`` from everything logged from now on."""
     _REDACT.add(os.environ.get(name, ""))

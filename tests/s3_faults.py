@@ -31,6 +31,17 @@ class Rule:
     times: int
     status: int
     hits: int = 0
+    # Let this many matching requests through first (a fault in the middle of a file read in ranges).
+    after: int = 0
+    passed: int = 0
+
+    def fires(self, request_line: bytes) -> bool:
+        if self.hits >= self.times or not self.pattern.search(request_line):
+            return False
+        if self.passed < self.after:
+            self.passed += 1
+            return False
+        return True
 
 
 class S3Faults:
@@ -66,9 +77,8 @@ class S3Faults:
                 self.requests += 1
                 if self.delay:
                     await asyncio.sleep(self.delay)
-                rule = next(
-                    (r for r in self.rules if r.hits < r.times and r.pattern.search(head.split(b"\r\n")[0])), None
-                )
+                line = head.split(b"\r\n")[0]
+                rule = next((r for r in self.rules if r.fires(line)), None)
                 if rule is not None:
                     rule.hits += 1
                     self.injected += 1
@@ -100,9 +110,10 @@ class S3Faults:
             up_writer.close()
             writer.close()
 
-    def fail_next(self, pattern: str, times: int, status: int = 503) -> Rule:
-        """Answer the next ``times`` requests whose request line matches ``pattern`` with ``status``."""
-        rule = Rule(re.compile(pattern.encode()), times, status)
+    def fail_next(self, pattern: str, times: int, status: int = 503, after: int = 0) -> Rule:
+        """Answer the next ``times`` requests whose request line matches ``pattern`` with ``status``, once
+        ``after`` of them have gone through."""
+        rule = Rule(re.compile(pattern.encode()), times, status, after=after)
         self.rules.append(rule)
         return rule
 

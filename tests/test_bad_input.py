@@ -80,6 +80,20 @@ def test_gzipped_log_files_are_read_transparently(
     _same(read_tables(tmp_path / "wh.duckdb"), clean)
 
 
+def test_a_truncated_gzip_day_weighs_what_it_held_and_fails_the_run(sample_copy: Path, tmp_path: Path) -> None:
+    # Compressed 10x, a lost day's 24 KB would be 0.3% of the bytes read and pass; it weighs 10x its size.
+    day = _days(sample_copy)[7]
+    packed = gzip.compress(day.read_bytes())
+    lost = day.with_name(day.name + ".gz")
+    lost.write_bytes(packed[: len(packed) // 2])
+    day.unlink()
+    code, summary, err = _run(sample_copy, tmp_path)
+    assert code == 4, err
+    [r] = _rejects(summary)
+    assert r["file"] == str(lost) and r["reason"].startswith("cannot decompress (gzip)")
+    assert r["size"] == 10 * lost.stat().st_size
+
+
 def test_a_zero_byte_file_is_rejected_whole_and_the_rest_loads(
     sample_copy: Path, tmp_path: Path, clean: dict[str, pd.DataFrame]
 ) -> None:
@@ -166,6 +180,7 @@ def test_a_directory_named_like_a_data_file_and_a_symlink_loop_are_skipped_with_
     code, _, err = _run(sample_copy, tmp_path)
     assert code == 0, err
     assert f"1 not read (cannot be examined: Too many levels of symbolic links): {loop}" in err
+    assert f"(a folder named like a data file; what it holds is read as usual): {folder}" in err
     assert f"1 not read (not *.json (nor compressed *.json)): {sample_copy / 'log_data' / 'notes.txt'}" in err
     _same(read_tables(tmp_path / "wh.duckdb"), clean)
 

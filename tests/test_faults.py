@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -135,12 +136,23 @@ def test_an_s3_outage_longer_than_the_sdk_retries_is_absorbed_by_the_pipeline(
         pd.testing.assert_frame_equal(tables[name], clean[name], obj=name)
 
 
+@pytest.mark.parametrize(
+    ("step", "request_line", "message"),
+    [
+        ("listing", r"prefix=log_data", "source error: s3://sparkify-outage/log_data"),
+        (
+            "reading",
+            r"GET /sparkify-outage/log_data/2018/11/2018-11-05",
+            "source error: access denied reading s3://sparkify-outage/log_data/2018/11/2018-11-05-events.json",
+        ),
+    ],
+)
 def test_access_denied_is_not_retried_and_names_the_source(
-    s3: S3Endpoint, sample_s3: dict[str, str], tmp_path: Path
+    step: str, request_line: str, message: str, s3: S3Endpoint, sample_s3: dict[str, str], tmp_path: Path
 ) -> None:
     proxy = S3Faults(int(s3.url.rsplit(":", 1)[1]))
     url = proxy.start()
-    proxy.fail_next(r"prefix=log_data", 100, status=403)
+    proxy.fail_next(request_line, 100, status=403)
     try:
         config = write_config(
             tmp_path, sample_s3["song_data"], sample_s3["log_data"], aws={"s3_endpoint_url": url, "max_attempts": 1}
@@ -149,8 +161,41 @@ def test_access_denied_is_not_retried_and_names_the_source(
     finally:
         proxy.stop()
     assert proc.returncode == 5, proc.stderr
-    assert "source error: s3://sparkify-outage/log_data" in proc.stderr
+    assert message in proc.stderr
     assert "pipeline.retry" not in proc.stderr, "a permanent fault is not retried"
+    # Not weighed as bad input: nothing was loaded, nothing rejected.
+    assert not (tmp_path / "wh.duckdb").exists() or read_tables(tmp_path / "wh.duckdb")["songplays"].empty
+    assert not list((tmp_path / "rejects").glob("*")) if (tmp_path / "rejects").exists() else True
+
+
+def test_a_fault_in_the_middle_of_a_large_file_resumes_at_the_byte_reached(
+    s3: S3Endpoint, sample_s3: dict[str, str], tmp_path: Path, clean: dict[str, pd.DataFrame]
+) -> None:
+    # batch_mb 0.05: the 243 KB day is larger than a batch, so it is streamed in ranged reads of 50 KB; the
+    # first read goes through, then an outage longer than every retry below the pipeline's.
+    proxy = S3Faults(int(s3.url.rsplit(":", 1)[1]))
+    url = proxy.start()
+    outage = proxy.fail_next(r"GET /sparkify-outage/log_data/2018/11/2018-11-15-events.json", OUTAGE, after=1)
+    try:
+        config = write_config(
+            tmp_path,
+            sample_s3["song_data"],
+            sample_s3["log_data"],
+            aws={"s3_endpoint_url": url, "max_attempts": 1},
+            run={"retry_base_seconds": 0.1},
+            source={"batch_mb": 0.05},
+        )
+        proc = cli("run", "--json", "-c", str(config))
+    finally:
+        proxy.stop()
+    assert proc.returncode == 0, proc.stderr
+    assert outage.hits == OUTAGE
+    assert re.search(r"WARNING pipeline.retry: reading \S+2018-11-15-events.json .*at byte [1-9]", proc.stderr)
+    summary = json.loads(proc.stdout)
+    assert summary["records_read"]["log_data"] == 8056, "no line read twice or skipped"
+    tables = read_tables(tmp_path / "wh.duckdb")
+    for name in clean:
+        pd.testing.assert_frame_equal(tables[name], clean[name], obj=name)
 
 
 def test_a_staging_outage_on_s3_is_absorbed_by_the_pipeline(
