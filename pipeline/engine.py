@@ -45,6 +45,8 @@ class BatchOutcome:
     # Files that could not be read at all: not loaded, so not recorded as loaded (the next run tries again).
     unread: list[str] = field(default_factory=list)
     node: str = ""
+    # Text fields of events whose double encoding was repaired (``repair.py``).
+    repaired: int = 0
 
 
 def _no_timer(stage: str) -> AbstractContextManager[Any]:
@@ -63,7 +65,13 @@ def process_batch(
         b = T.log_batch(x.frame, lookup, [f.url for f in x.files])
     frames = {EVENT_RECORDS.name: b.records, SONGPLAYS.name: b.songplays, TIME.name: b.time}
     out = BatchOutcome(
-        x.records, x.bytes_read, x.rejects, b.users, b.level_points, unread=[x.files[i].url for i in sorted(x.unread)]
+        x.records,
+        x.bytes_read,
+        x.rejects,
+        b.users,
+        b.level_points,
+        unread=[x.files[i].url for i in sorted(x.unread)],
+        repaired=b.repaired,
     )
     with timed("stage"):
         for name, frame in frames.items():

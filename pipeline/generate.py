@@ -147,6 +147,25 @@ _LOGGED_OUT_PAGES = [("Home", 50), ("Login", 40), ("About", 5), ("Help", 5)]
 _START = datetime(2018, 11, 1, tzinfo=UTC)
 
 
+# Letters some names and titles carry accented, so the data exercises the logs' double encoding.
+_ACCENTED = str.maketrans({"a": "å", "e": "é", "i": "í", "o": "ö", "u": "ü", "n": "ñ", "c": "ç"})
+_ACCENT_SHARE = 0.08
+
+
+def _accent(names: list[str], chosen: np.ndarray) -> list[str]:
+    return [n.translate(_ACCENTED) if c else n for n, c in zip(names, chosen, strict=True)]
+
+
+def as_the_logs_carry(text: str | None) -> str | None:
+    """Text as the real event logs carry it: UTF-8 read as Latin-1, twice (``Beyoncé`` -> ``BeyoncÃ\x83Â©``).
+
+    The song files carry correct text; ``repair.py`` undoes this.
+    """
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-8").decode("latin-1").encode("utf-8").decode("latin-1")
+
+
 @dataclass(frozen=True)
 class GenerateResult:
     song_files: int
@@ -196,6 +215,10 @@ def generate(
     titles = _title(rng, songs)
     durations = np.round(rng.uniform(60.0, 600.0, songs), 5)
     years = np.where(rng.random(songs) < 0.5, 0, rng.integers(1955, 2011, songs))
+    # A separate stream, so everything else is what the same seed always gave.
+    accents = np.random.default_rng([seed, 1])
+    artist_names = _accent(artist_names, accents.random(n_artists) < _ACCENT_SHARE)
+    titles = _accent(titles, accents.random(songs) < _ACCENT_SHARE)
     for i in range(songs):
         a = int(song_artist[i])
         rec = {
@@ -230,12 +253,19 @@ def generate(
     change_at = np.where(rng.random(n_users) < 0.15, rng.integers(0, period_ms, n_users), np.iinfo(np.int64).max)
     user_weight = rng.zipf(1.8, n_users).astype(float)
     user_weight /= user_weight.sum()
+    accented_user = accents.random(n_users) < _ACCENT_SHARE
+    first_names = [
+        _FIRST[i].translate(_ACCENTED) if a else _FIRST[i] for i, a in zip(first, accented_user, strict=True)
+    ]
+    last_names = [_LAST[i].translate(_ACCENTED) if a else _LAST[i] for i, a in zip(last, accented_user, strict=True)]
 
     # Songs that plays refer to: catalogue songs (exact match) and songs the catalogue does not have.
     n_unknown = max(50, events // 20)
     unk_titles = _title(rng, n_unknown)
     unk_artists = _title(rng, n_unknown)
     unk_len = np.round(rng.uniform(60.0, 600.0, n_unknown), 5)
+    unk_titles = _accent(unk_titles, accents.random(n_unknown) < _ACCENT_SHARE)
+    unk_artists = _accent(unk_artists, accents.random(n_unknown) < _ACCENT_SHARE)
     other_pages, other_w = _weights(_OTHER_PAGES)
     out_pages, out_w = _weights(_LOGGED_OUT_PAGES)
 
@@ -299,12 +329,12 @@ def generate(
                     song, artist, length = unk_titles[s], unk_artists[s], float(unk_len[s])
             page = "NextSong" if play else str(page_out[j] if out else page_other[j])
             rec = {
-                "artist": artist,
+                "artist": as_the_logs_carry(artist),
                 "auth": "Logged Out" if out else "Logged In",
-                "firstName": None if out else _FIRST[first[u]],
+                "firstName": None if out else as_the_logs_carry(first_names[u]),
                 "gender": None if out else str(gender[u]),
                 "itemInSession": int(item[j]),
-                "lastName": None if out else _LAST[last[u]],
+                "lastName": None if out else as_the_logs_carry(last_names[u]),
                 "length": length,
                 "level": "paid" if paid[j] else "free",
                 "location": None if out else _CITIES[city[u]],
@@ -312,7 +342,7 @@ def generate(
                 "page": page,
                 "registration": None if out else float(registration[u]),
                 "sessionId": int(sess_ids[idx[j]]),
-                "song": song,
+                "song": as_the_logs_carry(song),
                 "status": 307 if page in ("Logout", "Login") else (404 if page == "Error" else 200),
                 "ts": int(ts[j]),
                 "userAgent": None if out else _AGENTS[agent[u]],

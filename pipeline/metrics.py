@@ -42,9 +42,9 @@ def _metric(name: str, kind: str, doc: str, samples: Iterable[tuple[dict[str, st
 def previous_success(path: Path) -> float | None:
     try:
         m = _SUCCESS.search(path.read_text())
-    except OSError:
+        return float(m.group(1)) if m else None
+    except (OSError, ValueError):  # no file yet, or one damaged by hand: start afresh
         return None
-    return float(m.group(1)) if m else None
 
 
 def render(summary: Summary, ended_at: float, last_success: float | None) -> str:
@@ -86,6 +86,19 @@ def render(summary: Summary, ended_at: float, last_success: float | None) -> str
         [({}, summary.bytes_rejected / summary.bytes_read if summary.bytes_read else 0.0)],
     )
     lines += _metric(
+        "last_run_fields_repaired",
+        "gauge",
+        "Event text fields whose double encoding the last run repaired.",
+        [({}, float(summary.fields_repaired))],
+    )
+    if summary.rows_total.get("songplays"):
+        lines += _metric(
+            "songplays_matched_ratio",
+            "gauge",
+            "Share of all songplays matched to a song of the catalogue, after the last successful run.",
+            [({}, summary.plays_matched / summary.rows_total["songplays"])],
+        )
+    lines += _metric(
         "table_rows",
         "gauge",
         "Rows in each table after the last successful run.",
@@ -107,6 +120,8 @@ def write(path: str, summary: Summary, ended_at: float) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())  # the rename must not publish a file whose bytes are not yet on disk
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:
@@ -122,6 +137,6 @@ def _with_previous_rows(summary: Summary, path: Path) -> Summary:
 
     try:
         rows = {t: int(float(v)) for t, v in _ROWS.findall(path.read_text())}
-    except OSError:
+    except (OSError, ValueError):
         return summary
     return replace(summary, rows_total=rows)

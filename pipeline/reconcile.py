@@ -27,6 +27,7 @@ import pandas as pd
 
 from . import transform as T
 from .load.base import Fixes, Reconcile, Workspace
+from .repair import repair_events
 from .schema import EVENT_KEYS, EVENT_RECORDS, REDERIVE, RUN_FILES, SONGPLAYS, USER_LEVELS, USERS
 from .sources import LOG_SOURCE
 
@@ -95,7 +96,7 @@ def _read(ws: Workspace, windows: pd.DataFrame, n: int, columns: list[str] | Non
     log.debug(
         "read %d kept records in %d windows of %d users", len(records), len(windows), windows["user_id"].nunique()
     )
-    events = T.records_frame(records, LOG_SOURCE)[0]
+    events = repair_events(T.records_frame(records, LOG_SOURCE)[0])[0]
     return T.dedupe_events(events) if columns is None else events
 
 

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from . import aws, faults, memory, metrics
+from . import aws, faults, logs, memory, metrics
 from . import stage as staging
 from . import transform as T
 from .config import DEMO_ROOT, Config, ConfigError, is_url
@@ -77,6 +77,10 @@ class Summary:
     rejects_file: str | None = None
     rows_merged: dict[str, int] = field(default_factory=dict)
     rows_total: dict[str, int] = field(default_factory=dict)
+    # Of all songplays in the warehouse after the run, those matched to a song.
+    plays_matched: int = 0
+    # Event text fields whose double encoding this run repaired (see repair.py).
+    fields_repaired: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     peak_memory_mb: dict[str, float] = field(default_factory=dict)
     engine: str = "local"
@@ -106,6 +110,12 @@ class Summary:
             for t, n in self.rows_merged.items():
                 if not t.startswith("_"):
                     lines.append(f"    {t:12} {n:>11,} / {self.rows_total.get(t, 0):>11,}")
+        plays = self.rows_total.get("songplays", 0)
+        if plays:
+            lines.append(
+                f"  songplays matched to a song: {self.plays_matched:,} of {plays:,} "
+                f"({self.plays_matched / plays:.2%}); text fields repaired this run: {self.fields_repaired:,}"
+            )
         r = self.reconciled
         if r.get("contested_events") or r.get("users_whole") or r.get("users_windows"):
             lines.append(
@@ -340,6 +350,7 @@ class _Run:
             outcomes = itertools.chain(outcomes, self.kept_log_batches(log_gone, new.lookup, stager))
         for outcome in outcomes:
             self.count(LOG_SOURCE.name, outcome.records, outcome.rejects, outcome.bytes_read, outcome.unread)
+            self.summary.fields_repaired += outcome.repaired
             for name, path, rows in outcome.parts:
                 stager.record(name, path, rows)
             with self.timed("transform"):
@@ -375,6 +386,7 @@ class _Run:
                 raise
         s.rows_merged = {k: v for k, v in result.rows_merged.items() if not k.startswith("_")}
         s.rows_total = result.rows_total
+        s.plays_matched = result.plays_matched
         s.reconciled = result.stats
         if not cfg.staging.keep:
             staging.remove(staged, self.session)
@@ -437,11 +449,14 @@ def run(cfg: Config, options: RunOptions | None = None, run_id: str | None = Non
                 log.warning(
                     "%d earlier run(s) had been killed mid-way; marked abandoned (their loads rolled back)", abandoned
                 )
-            clean_staging(cfg, r.dest, run_id)
+            try:
+                clean_staging(cfg, r.dest, run_id)
+            except Exception as exc:  # housekeeping: it never fails a night's load
+                log.warning("could not clean up old staging folders under %s: %s", cfg.staging.path, exc)
             summary = r.execute()
         except BaseException as exc:
             r.summary.status = "failed"
-            r.summary.error = f"{type(exc).__name__}: {exc}"
+            r.summary.error = logs.redact(f"{type(exc).__name__}: {exc}")
             _record_end(r, started)
             exc.summary = r.summary  # type: ignore[attr-defined]
             raise
@@ -469,7 +484,7 @@ def _record_end(r: _Run, started: datetime) -> None:
     if r.cfg.run.metrics_path:
         try:
             metrics.write(r.cfg.run.metrics_path, s, time.time())
-        except OSError as exc:
+        except Exception as exc:  # monitoring must not change the run's outcome or hide its error
             log.warning("could not write the run's metrics to %s: %s", r.cfg.run.metrics_path, exc)
 
 
@@ -499,7 +514,7 @@ def clean_staging(cfg: Config, dest: Destination, current: str) -> list[str]:
         assert m is not None
         started = datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
         state = status.get(name)
-        if state == "running":
+        if state == "running" or (state == "succeeded" and cfg.staging.keep):
             continue
         if state == "failed" and started >= cutoff:
             continue

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .extract import FILE_COL, LINE_COL
+from .repair import repair_events
 from .schema import ARTISTS, LOOKUP_CHANGES, SONGPLAYS, SONGS, TIME, USER_LEVELS, USERS, Table
 from .sources import LOG_SOURCE, SONG_SOURCE, SourceSpec
 
@@ -759,14 +760,19 @@ class LogBatch:
     level_points: pd.DataFrame
     # Users whose partials in this batch could not be decided (none within one batch; kept for symmetry).
     conflicts: set[str] = field(default_factory=set)
+    # Text fields whose double encoding was repaired.
+    repaired: int = 0
 
 
 def log_batch(events: pd.DataFrame, lookup: pd.DataFrame, urls: Sequence[str] | None = None) -> LogBatch:
     """The star rows one batch of parsed events gives: the only path from log records to star rows.
 
-    ``urls`` names the files ``events[_file]`` indexes; without it (notebooks) no records are kept.
+    ``urls`` names the files ``events[_file]`` indexes; without it (notebooks) no records are kept. The kept
+    records hold the text as delivered; every row derived from them (here, and in ``reconcile``) reads it
+    through ``repair_events`` first.
     """
     records = to_records(events, LOG_SOURCE, urls) if urls is not None else pd.DataFrame()
+    events, repaired = repair_events(events)
     events = dedupe_events(events)
     fact = _songplays(events, lookup)
     return LogBatch(
@@ -775,6 +781,7 @@ def log_batch(events: pd.DataFrame, lookup: pd.DataFrame, urls: Sequence[str] | 
         time=time(fact),
         users=users_partial(events),
         level_points=level_points(events),
+        repaired=repaired,
     )
 
 

@@ -48,6 +48,30 @@ def test_repeated_and_null_keys_and_orphans_are_reported_with_counts(tmp_path: P
     }
 
 
+def test_a_level_history_with_overlaps_gaps_or_two_current_periods_is_reported(tmp_path: Path) -> None:
+    dest = _loaded(tmp_path)
+    with duckdb.connect(dest.path) as con:
+        [(user, level, start)] = con.execute("SELECT user_id, level, valid_from FROM user_levels").fetchall()
+        other = "paid" if level == "free" else "free"
+        # A second current period an hour later (so the first neither ends where it starts nor is alone), and
+        # a user whose current level is not the one users holds.
+        con.execute("INSERT INTO user_levels VALUES (?, ?, ? + INTERVAL 1 HOUR, NULL)", [user, other, start])
+        con.execute("UPDATE users SET level = ? WHERE user_id = ?", [other, user])
+    assert _failed(dest) == {
+        "user_levels.periods_tile": 1,
+        "user_levels.one_current_per_user": 1,
+        "user_levels.current_is_users_level": 1,  # of the two current periods, the first
+    }
+    with duckdb.connect(dest.path) as con:
+        con.execute("UPDATE user_levels SET valid_to = valid_from + INTERVAL 2 HOUR WHERE level = ?", [level])
+        con.execute("UPDATE user_levels SET level = ? WHERE valid_to IS NULL", [level])
+    assert _failed(dest) == {
+        "user_levels.periods_tile": 1,  # the first period ends after the next one starts
+        "user_levels.each_period_changes_level": 1,
+        "user_levels.current_is_users_level": 1,
+    }
+
+
 def test_a_failed_check_rolls_the_load_back(tmp_path: Path) -> None:
     dest = _loaded(tmp_path)
     with duckdb.connect(dest.path) as con:

@@ -134,6 +134,27 @@ def test_killed_runs_staging_folders_are_removed_by_the_next_run_failed_ones_kep
     assert later.returncode == 0
     assert list(staging.iterdir()) == []
 
+    # staging.keep: a succeeded run's folder stays, through the next run's clean-up too.
+    kept = {"SPARKIFY__STAGING__KEEP": "true"}
+    assert cli("run", "-q", "--full-refresh", "-c", str(config), env=kept).returncode == 0
+    [kept_run] = [p.name for p in staging.iterdir()]
+    assert cli("run", "-q", "--full-refresh", "-c", str(config), env=kept).returncode == 0
+    assert kept_run in [p.name for p in staging.iterdir()]
+
+
+def test_a_damaged_metrics_file_neither_fails_the_run_nor_hides_its_outcome(sample_dir: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
+    prom = tmp_path / "build" / "sparkify.prom"
+    prom.parent.mkdir(parents=True)
+    prom.write_text('sparkify_last_success_timestamp_seconds not-a-number\nsparkify_table_rows{table="users"} x\n')
+    # A failed run reads the previous file for the last success; the damage must not replace its error.
+    proc = cli("run", "-q", "-c", str(config), env={"SPARKIFY_FAULT_FAIL_AT": "before-commit"})
+    assert proc.returncode == 1, proc.stderr
+    assert "InjectedFault: injected failure at before-commit" in proc.stderr and "ValueError" not in proc.stderr
+    assert _metrics(prom)["sparkify_last_run_success"] == 0
+    assert cli("run", "-q", "-c", str(config)).returncode == 0
+    assert _metrics(prom)["sparkify_last_run_success"] == 1
+
 
 def test_on_a_terminal_log_lines_do_not_land_on_the_progress_bar(sample_dir: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data", source={"batch_mb": 0.5})

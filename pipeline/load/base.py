@@ -138,6 +138,8 @@ class Fixes:
 class LoadResult:
     rows_merged: dict[str, int] = field(default_factory=dict)
     rows_total: dict[str, int] = field(default_factory=dict)
+    # Songplays (the whole table, after the run) matched to a song.
+    plays_matched: int = 0
     checks: list[CheckResult] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
 
@@ -286,6 +288,7 @@ class Destination(ABC):
                 if failures:
                     raise CheckFailed(failures)
                 result.rows_total = self.counts(s)
+                result.plays_matched = int(scalar(s, f'SELECT COUNT("song_id") FROM {self._t(SONGPLAYS)}'))
                 faults.checkpoint("before-commit")
                 s.commit()
             except BaseException:

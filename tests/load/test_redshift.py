@@ -322,3 +322,46 @@ def test_nights_on_redshift_end_equal_to_one_full_run(tmp_path: Path, s3: S3Endp
     want, got = read_tables(once / "wh.duckdb"), rs_tables(redshift, schema)
     for name in want:
         pd.testing.assert_frame_equal(comparable(got[name]), comparable(want[name]), obj=name)
+
+
+def test_the_analysts_queries_answer_alike_on_both_warehouses(
+    tmp_path: Path,
+    s3: S3Endpoint,
+    redshift: Redshift,
+    sample_in_s3: dict[str, str],
+    sample_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.analytics import Analytics
+    from pipeline.config import load_config
+    from pipeline.load import destination_for
+
+    schema = new_schema()
+    config, env = rs_config(tmp_path, s3, redshift, sample_in_s3, schema)
+    run_json(config, env=env)
+    local = tmp_path / "local"
+    local.mkdir()
+    local_config = write_config(local, sample_dir / "song_data", sample_dir / "log_data")
+    run_json(local_config)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    rs = Analytics(destination_for(load_config(config)))
+    duck = Analytics(destination_for(load_config(local_config)))
+    questions = {
+        "match_breakdown": lambda a: a.match_breakdown(),
+        "top_unmatched": lambda a: a.top_unmatched(10),
+        "top_songs": lambda a: a.top_songs(10),
+        "top_artists": lambda a: a.top_artists(10),
+        "level_changes": lambda a: a.level_changes(),
+        "users_by_level_per_day": lambda a: a.users_by_level_per_day(),
+        "promotion_targets": lambda a: a.promotion_targets(20),
+        "weekly_plays": lambda a: a.weekly_plays("song", 3),
+        "movers": lambda a: a.movers("artist", 5),
+        "played_with": lambda a: a.played_with("You're The One", "Dwight Yoakam", 10),
+    }
+    for name, ask in questions.items():
+        got, want = ask(rs), ask(duck)
+        assert len(want), f"{name} answers something on the sample"
+        if "share" in want:
+            got, want = got.assign(share=got["share"].round(9)), want.assign(share=want["share"].round(9))
+        pd.testing.assert_frame_equal(comparable(got), comparable(want), obj=name)

@@ -444,6 +444,14 @@ SELECT COUNT(*) FROM "<schema>"."user_levels" c WHERE c."user_id" IS NOT NULL AN
 ;
 SELECT COUNT(*) FROM "<schema>"."user_levels" WHERE "user_id" IS NULL
 ;
+SELECT COUNT(*) FROM (SELECT "user_id", "level", "valid_from", "valid_to", LEAD("valid_from") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS next_from, LAG("level") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS prev_level FROM "<schema>"."user_levels") p WHERE (p."valid_to" IS NULL AND p.next_from IS NOT NULL) OR (p."valid_to" IS NOT NULL AND p.next_from IS NULL) OR p."valid_to" <> p.next_from OR p."valid_to" <= p."valid_from"
+;
+SELECT COUNT(*) FROM (SELECT "user_id", "level", "valid_from", "valid_to", LEAD("valid_from") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS next_from, LAG("level") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS prev_level FROM "<schema>"."user_levels") p WHERE p.prev_level = p."level"
+;
+SELECT COUNT(*) FROM "<schema>"."users" u LEFT JOIN (SELECT "user_id", COUNT(*) AS n FROM "<schema>"."user_levels" WHERE "valid_to" IS NULL GROUP BY "user_id") c ON c."user_id" = u."user_id" WHERE COALESCE(c.n, 0) <> 1
+;
+SELECT COUNT(*) FROM "<schema>"."users" u JOIN "<schema>"."user_levels" l ON l."user_id" = u."user_id" AND l."valid_to" IS NULL WHERE l."level" <> u."level"
+;
 SELECT (SELECT COUNT(*) FROM (SELECT "songplay_id" FROM "stg_songplays" WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM "fix_songplay_keys") UNION SELECT "songplay_id" FROM "fix_songplays") e) - (SELECT COUNT(*) FROM "<schema>"."songplays" s WHERE s."songplay_id" IN (SELECT "songplay_id" FROM (SELECT "songplay_id" FROM "stg_songplays" WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM "fix_songplay_keys") UNION SELECT "songplay_id" FROM "fix_songplays") e))
 ;
 SELECT COUNT(*) FROM "<schema>"."users"
@@ -457,6 +465,8 @@ SELECT COUNT(*) FROM "<schema>"."time"
 SELECT COUNT(*) FROM "<schema>"."songplays"
 ;
 SELECT COUNT(*) FROM "<schema>"."user_levels"
+;
+SELECT COUNT("song_id") FROM "<schema>"."songplays"
 ;
 commit
 ;
