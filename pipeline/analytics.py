@@ -19,7 +19,6 @@ import pandas as pd
 
 from .load.base import Destination
 from .schema import SONG_RECORDS
-from .sql import literal
 
 # Why a play found no song, in the order the reasons are tested (the first that holds).
 NO_TITLE = "no song of that title"
@@ -151,26 +150,30 @@ class Analytics:
         )
 
     def _classified(self, only_unmatched: bool) -> str:
-        """The played (title, artist, length) triples with their plays and ``reason`` (``MATCH_REASONS``).
+        """Plays grouped by played (title, artist) and whether they matched, with ``reason`` (``MATCH_REASONS``).
 
-        The catalogue side is the kept song records: matching compares each song file's own ``artist_name``,
-        which ``artists.name`` (one spelling per artist) does not always equal. Joins to distinct sets rather
-        than correlated subqueries, which Redshift supports only in some positions.
+        For an unmatched play the reason depends on its title and artist only, so a pair played at several
+        lengths is one row. The catalogue side is the kept song records: matching compares each song file's
+        own ``artist_name``, which ``artists.name`` (one spelling per artist) does not always equal. Joins to
+        distinct sets rather than correlated subqueries, which Redshift supports only in some positions.
         """
+        lit = self.dest.dialect.literal
         records = self._t(SONG_RECORDS.name)
         where = "WHERE song_id IS NULL " if only_unmatched else ""
         played = (
-            "SELECT song_title, artist_name, song_length, COUNT(song_id) AS matched, COUNT(*) AS plays "
-            f"FROM {self._t('songplays')} {where}GROUP BY song_title, artist_name, song_length"
+            "SELECT song_title, artist_name, CASE WHEN song_id IS NULL THEN 0 ELSE 1 END AS matched, "
+            "CASE WHEN song_length IS NULL THEN 1 ELSE 0 END AS no_length, COUNT(*) AS plays "
+            f"FROM {self._t('songplays')} {where}GROUP BY song_title, artist_name, "
+            "CASE WHEN song_id IS NULL THEN 0 ELSE 1 END, CASE WHEN song_length IS NULL THEN 1 ELSE 0 END"
         )
         return (
-            "SELECT p.song_title, p.artist_name, p.song_length, p.plays, "
-            f"CASE WHEN p.matched > 0 THEN {literal(MATCHED)} "
-            "WHEN p.song_title IS NULL OR p.artist_name IS NULL OR p.song_length IS NULL "
-            f"THEN {literal(NO_SONG_FIELD)} "
-            f"WHEN t.title IS NULL THEN {literal(NO_TITLE)} "
-            f"WHEN ta.title IS NULL THEN {literal(OTHER_ARTIST)} "
-            f"ELSE {literal(OTHER_LENGTH)} END AS reason "
+            "SELECT p.song_title, p.artist_name, p.plays, "
+            f"CASE WHEN p.matched = 1 THEN {lit(MATCHED)} "
+            "WHEN p.song_title IS NULL OR p.artist_name IS NULL OR p.no_length = 1 "
+            f"THEN {lit(NO_SONG_FIELD)} "
+            f"WHEN t.title IS NULL THEN {lit(NO_TITLE)} "
+            f"WHEN ta.title IS NULL THEN {lit(OTHER_ARTIST)} "
+            f"ELSE {lit(OTHER_LENGTH)} END AS reason "
             f"FROM ({played}) p "
             f"LEFT JOIN (SELECT DISTINCT title FROM {records}) t ON t.title = p.song_title "
             f"LEFT JOIN (SELECT DISTINCT title, artist_name FROM {records}) ta "
@@ -196,9 +199,10 @@ class Analytics:
 
     def top_unmatched_sql(self, n: int = 15) -> str:
         return (
-            "SELECT c.song_title AS title, c.artist_name AS artist, c.song_length AS length, c.plays, c.reason "
+            "SELECT c.song_title AS title, c.artist_name AS artist, SUM(c.plays) AS plays, MIN(c.reason) AS reason "
             f"FROM ({self._classified(True)}) c WHERE c.song_title IS NOT NULL "
-            f"ORDER BY c.plays DESC, c.song_title, c.artist_name, c.song_length LIMIT {int(n)}"
+            "GROUP BY c.song_title, c.artist_name "
+            f"ORDER BY plays DESC, title, artist LIMIT {int(n)}"
         )
 
     # ---------------------------------------------------------------------------------------- levels
@@ -359,15 +363,12 @@ class Analytics:
 
     def played_with_sql(self, title: str, artist: str, n: int = 10) -> str:
         sp = self._t("songplays")
-        seed = (
-            f"SELECT DISTINCT user_id, session_id FROM {sp} "
-            f"WHERE song_title = {literal(title)} AND artist_name = {literal(artist)}"
-        )
+        t, a = self.dest.dialect.literal(title), self.dest.dialect.literal(artist)
+        seed = f"SELECT DISTINCT user_id, session_id FROM {sp} WHERE song_title = {t} AND artist_name = {a}"
         return (
             "SELECT o.song_title AS title, o.artist_name AS artist, "
             "COUNT(DISTINCT o.user_id || ':' || CAST(o.session_id AS VARCHAR(20))) AS sessions "
             f"FROM {sp} o JOIN ({seed}) s ON s.user_id = o.user_id AND s.session_id = o.session_id "
-            f"WHERE o.song_title IS NOT NULL AND NOT (o.song_title = {literal(title)} "
-            f"AND o.artist_name = {literal(artist)}) "
+            f"WHERE o.song_title IS NOT NULL AND NOT (o.song_title = {t} AND o.artist_name = {a}) "
             f"GROUP BY o.song_title, o.artist_name ORDER BY sessions DESC, title, artist LIMIT {int(n)}"
         )

@@ -257,6 +257,7 @@ def generate(
     first_names = [
         _FIRST[i].translate(_ACCENTED) if a else _FIRST[i] for i, a in zip(first, accented_user, strict=True)
     ]
+    cities = [_CITIES[i].translate(_ACCENTED) if a else _CITIES[i] for i, a in zip(city, accented_user, strict=True)]
     last_names = [_LAST[i].translate(_ACCENTED) if a else _LAST[i] for i, a in zip(last, accented_user, strict=True)]
 
     # Songs that plays refer to: catalogue songs (exact match) and songs the catalogue does not have.
@@ -337,7 +338,7 @@ def generate(
                 "lastName": None if out else as_the_logs_carry(last_names[u]),
                 "length": length,
                 "level": "paid" if paid[j] else "free",
-                "location": None if out else _CITIES[city[u]],
+                "location": None if out else as_the_logs_carry(cities[u]),
                 "method": "PUT" if play or page in ("Login", "Logout") else "GET",
                 "page": page,
                 "registration": None if out else float(registration[u]),

@@ -91,7 +91,7 @@ def render(summary: Summary, ended_at: float, last_success: float | None) -> str
         "Event text fields whose double encoding the last run repaired.",
         [({}, float(summary.fields_repaired))],
     )
-    if summary.rows_total.get("songplays"):
+    if ok and summary.rows_total.get("songplays"):  # a failed run knows no match count; absent beats a false 0
         lines += _metric(
             "songplays_matched_ratio",
             "gauge",

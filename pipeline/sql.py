@@ -54,6 +54,14 @@ class Dialect:
     physical_design: bool
     # DB-API parameter marker.
     param: str
+    # Redshift reads a backslash in a string literal as an escape; DuckDB (and standard SQL) do not.
+    backslash_escapes: bool = False
+
+    def literal(self, value: str) -> str:
+        """A string literal this warehouse reads back as exactly ``value``."""
+        if self.backslash_escapes:
+            value = value.replace("\\", "\\\\")
+        return literal(value)
 
     def type_name(self, col: Column) -> str:
         sql = TYPES[col.kind].sql
@@ -256,4 +264,5 @@ REDSHIFT = Dialect(
     declare_primary_keys=True,
     physical_design=True,
     param="%s",
+    backslash_escapes=True,
 )

@@ -72,6 +72,18 @@ def test_a_level_history_with_overlaps_gaps_or_two_current_periods_is_reported(t
     }
 
 
+def test_a_gap_between_periods_is_reported(tmp_path: Path) -> None:
+    dest = _loaded(tmp_path)
+    with duckdb.connect(dest.path) as con:
+        [(user, level, start)] = con.execute("SELECT user_id, level, valid_from FROM user_levels").fetchall()
+        other = "paid" if level == "free" else "free"
+        # Closed an hour after it starts, the next period two hours after: a gap of an hour.
+        con.execute("UPDATE user_levels SET valid_to = valid_from + INTERVAL 1 HOUR")
+        con.execute("INSERT INTO user_levels VALUES (?, ?, ? + INTERVAL 2 HOUR, NULL)", [user, other, start])
+        con.execute("UPDATE users SET level = ?", [other])
+    assert _failed(dest) == {"user_levels.periods_tile": 1}
+
+
 def test_a_failed_check_rolls_the_load_back(tmp_path: Path) -> None:
     dest = _loaded(tmp_path)
     with duckdb.connect(dest.path) as con:

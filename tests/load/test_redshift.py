@@ -365,3 +365,22 @@ def test_the_analysts_queries_answer_alike_on_both_warehouses(
         if "share" in want:
             got, want = got.assign(share=got["share"].round(9)), want.assign(share=want["share"].round(9))
         pd.testing.assert_frame_equal(comparable(got), comparable(want), obj=name)
+
+
+def test_a_text_literal_reads_back_exactly_on_both_warehouses(
+    tmp_path: Path, s3: S3Endpoint, redshift: Redshift, sample_in_s3: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Analysts' questions quote a song title into SQL; Redshift reads a backslash there as an escape.
+    from pipeline.config import load_config
+    from pipeline.load import destination_for
+
+    config, env = rs_config(tmp_path, s3, redshift, sample_in_s3, new_schema())
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    rs = destination_for(load_config(config))
+    (tmp_path / "d").mkdir()
+    duck = destination_for(load_config(write_config(tmp_path / "d", "s", "l")))
+    for value in ["O'Brien\\", "a\\'b", "C:\\new\\table", "plain"]:
+        for dest in (rs, duck):
+            got = dest.query(f"SELECT {dest.dialect.literal(value)} AS v")["v"].iloc[0]
+            assert got == value, (dest.dialect.name, value, got)

@@ -167,6 +167,8 @@ class StandIn:
         parts = body[4:].split(b"\x00")
         params = dict(zip(parts[0::2], parts[1::2], strict=False))
         kept = b"".join(k + b"\x00" + v + b"\x00" for k, v in params.items() if k in ALLOWED_STARTUP and k)
+        # Redshift reads a backslash in a string literal as an escape, as PostgreSQL does with this off.
+        kept += b"options\x00-c standard_conforming_strings=off\x00"
         payload = body[:4] + kept + b"\x00"
         return struct.pack("!i", len(payload) + 4) + payload
 

@@ -444,7 +444,7 @@ SELECT COUNT(*) FROM "<schema>"."user_levels" c WHERE c."user_id" IS NOT NULL AN
 ;
 SELECT COUNT(*) FROM "<schema>"."user_levels" WHERE "user_id" IS NULL
 ;
-SELECT COUNT(*) FROM (SELECT "user_id", "level", "valid_from", "valid_to", LEAD("valid_from") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS next_from, LAG("level") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS prev_level FROM "<schema>"."user_levels") p WHERE (p."valid_to" IS NULL AND p.next_from IS NOT NULL) OR (p."valid_to" IS NOT NULL AND p.next_from IS NULL) OR p."valid_to" <> p.next_from OR p."valid_to" <= p."valid_from"
+SELECT COUNT(*) FROM (SELECT "user_id", "level", "valid_from", "valid_to", LEAD("valid_from") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS next_from, LAG("level") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS prev_level FROM "<schema>"."user_levels") p WHERE (p."valid_to" IS NULL AND p.next_from IS NOT NULL) OR (p."valid_to" IS NOT NULL AND p.next_from IS NULL) OR p."valid_to" <> p.next_from
 ;
 SELECT COUNT(*) FROM (SELECT "user_id", "level", "valid_from", "valid_to", LEAD("valid_from") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS next_from, LAG("level") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS prev_level FROM "<schema>"."user_levels") p WHERE p.prev_level = p."level"
 ;
