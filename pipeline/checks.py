@@ -10,8 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .errors import CheckFailed
 from .schema import BY_NAME, TABLES
 from .sql import Dialect, quote
+
+__all__ = ["Check", "CheckFailed", "CheckResult", "integrity_checks", "run_checks"]
 
 
 @dataclass(frozen=True)
@@ -35,12 +38,6 @@ class CheckResult:
     def describe(self) -> str:
         status = "ok" if self.ok else "FAILED"
         return f"{status:6} {self.check.name}: {self.actual} (expected {self.check.expected}) - {self.check.explain}"
-
-
-class CheckFailed(RuntimeError):
-    def __init__(self, failures: list[CheckResult]):
-        self.failures = failures
-        super().__init__("data-quality checks failed:\n" + "\n".join("  " + f.describe() for f in failures))
 
 
 def integrity_checks(dialect: Dialect, schema: str) -> list[Check]:
@@ -104,9 +101,10 @@ def level_history_checks(dialect: Dialect, schema: str) -> list[Check]:
             "user_levels.periods_tile",
             f'SELECT COUNT(*) FROM ({ordered}) p WHERE (p."valid_to" IS NULL AND p.next_from IS NOT NULL) '
             'OR (p."valid_to" IS NOT NULL AND p.next_from IS NULL) '
-            'OR p."valid_to" <> p.next_from OR p."valid_to" <= p."valid_from"',
+            'OR p."valid_to" <> p.next_from',
             0,
-            "periods that overlap the next one, leave a gap before it, or end before they start",
+            # Ordered by valid_from, a period ending where the next starts also ends after it starts.
+            "periods that overlap the next one or leave a gap before it",
         ),
         Check(
             "user_levels.each_period_changes_level",

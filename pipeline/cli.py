@@ -10,13 +10,8 @@ from datetime import date
 from pathlib import Path
 
 from . import logs
-from .checks import CheckFailed
 from .config import Config, ConfigError, describe_keys, load_config
-from .discover import SourceError
-from .extract import FetchError
-from .load.base import SchemaOutdated
-from .lock import AlreadyRunning
-from .runner import TooManyRejects
+from .errors import AlreadyRunning, CheckFailed, FetchError, SchemaOutdated, SourceError, TooManyRejects
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -119,9 +114,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from .runner import history
+    from .load import destination_for
 
-    rows = history(_config(args), args.limit)
+    rows = destination_for(_config(args)).run_history(args.limit)
     if args.json:
         print(json.dumps(rows, default=str, indent=2))
         return EXIT_OK

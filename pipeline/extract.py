@@ -27,7 +27,8 @@ import pyarrow.json as pj
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
-from .discover import SourceError, SourceFile, compression
+from .discover import SourceFile, compression
+from .errors import FetchError, SourceError
 from .progress import Progress
 from .sources import MAX_EPOCH_MS, MIN_EPOCH_MS, SourceSpec
 
@@ -69,10 +70,6 @@ class Extracted:
     def records(self) -> int:
         """Records read, good and rejected (a rejected whole file counts as one)."""
         return len(self.frame) + len(self.rejects)
-
-
-class FetchError(RuntimeError):
-    """A source file that could not be read, for a reason that may pass (retried by the caller)."""
 
 
 # Errors that no retry can cure: the file is not readable as it stands. It is rejected whole and left out of

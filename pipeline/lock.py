@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .errors import AlreadyRunning
 
-class AlreadyRunning(RuntimeError):
-    pass
+__all__ = ["AlreadyRunning", "single_flight"]
 
 
 @contextmanager

@@ -60,7 +60,7 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _transient_one(e: BaseException) -> bool:
-    from .checks import CheckFailed
+    from .errors import CheckFailed
 
     if isinstance(e, (CheckFailed, PermissionError, FileNotFoundError)):
         return False

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class Kind(Enum):
@@ -27,20 +29,28 @@ class Kind(Enum):
 
 @dataclass(frozen=True)
 class TypeNames:
-    arrow: pa.DataType
+    # pyarrow's alias for the type; pyarrow is imported only when a frame is built or staged, so commands that
+    # only read the schema (``--help``, ``check``, ``runs``) start in a tenth of a second.
+    arrow_alias: str
     athena: str  # how awswrangler names it when it writes Parquet to S3
     sql: str  # both warehouses' name (Redshift adds a VARCHAR length)
     er: str  # the mermaid diagram's
 
+    @property
+    def arrow(self) -> pa.DataType:
+        import pyarrow
+
+        return pyarrow.type_for_alias(self.arrow_alias)
+
 
 TYPES: dict[Kind, TypeNames] = {
-    Kind.TEXT: TypeNames(pa.string(), "string", "VARCHAR", "varchar"),
-    Kind.INT: TypeNames(pa.int32(), "int", "INTEGER", "int"),
-    Kind.BIGINT: TypeNames(pa.int64(), "bigint", "BIGINT", "bigint"),
-    Kind.SMALLINT: TypeNames(pa.int16(), "smallint", "SMALLINT", "smallint"),
-    Kind.DOUBLE: TypeNames(pa.float64(), "double", "DOUBLE PRECISION", "double"),
+    Kind.TEXT: TypeNames("string", "string", "VARCHAR", "varchar"),
+    Kind.INT: TypeNames("int32", "int", "INTEGER", "int"),
+    Kind.BIGINT: TypeNames("int64", "bigint", "BIGINT", "bigint"),
+    Kind.SMALLINT: TypeNames("int16", "smallint", "SMALLINT", "smallint"),
+    Kind.DOUBLE: TypeNames("float64", "double", "DOUBLE PRECISION", "double"),
     # Naive UTC: Redshift's TIMESTAMP has no zone, and analysts' queries compare against UTC literals.
-    Kind.TIMESTAMP: TypeNames(pa.timestamp("us"), "timestamp", "TIMESTAMP", "timestamp"),
+    Kind.TIMESTAMP: TypeNames("timestamp[us]", "timestamp", "TIMESTAMP", "timestamp"),
 }
 
 
@@ -104,7 +114,9 @@ class Table:
         return self._by_name[name]
 
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, TYPES[c.kind].arrow, nullable=c.nullable) for c in self.columns])
+        import pyarrow
+
+        return pyarrow.schema([pyarrow.field(c.name, TYPES[c.kind].arrow, nullable=c.nullable) for c in self.columns])
 
     def keys_table(self) -> Table:
         """A relation of this table's replace-key values: the rows a run rewrites or removes."""

@@ -13,12 +13,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import faults
-from ..checks import CheckFailed, CheckResult, integrity_checks, reconciliation_check, run_checks
+from ..checks import CheckResult, integrity_checks, reconciliation_check, run_checks
+from ..errors import CheckFailed, SchemaOutdated
 from ..schema import (
     ALL_TABLES,
     ARTISTS,
@@ -37,6 +36,9 @@ from ..schema import (
     Table,
 )
 from ..sql import Dialect, quote, validate_identifier
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +95,6 @@ class _Timed:
 def scalar(session: Session, sql: str) -> Any:
     rows = session.fetchall(sql)
     return rows[0][0]
-
-
-class SchemaOutdated(RuntimeError):
-    """The warehouse's tables were created by an older version of the pipeline."""
 
 
 @dataclass(frozen=True)
@@ -401,6 +399,8 @@ class Destination(ABC):
                 rows = s.fetchall(
                     sql + f' WHERE "file" IN ({", ".join([p] * len(files))}) ORDER BY "file", "line"', list(files)
                 )
+            import pandas as pd
+
             return pd.DataFrame([list(r) for r in rows], columns=table.column_names)
         return self.query(sql + ' ORDER BY "file", "line"')
 

@@ -6,14 +6,16 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from ..schema import Table
 from ..sql import DUCKDB, literal, quote
 from .base import Destination, Session, StagedTable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class _DuckSession:

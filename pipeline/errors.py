@@ -1,0 +1,40 @@
+"""The errors the command line maps to exit codes, in a module that imports nothing heavy.
+
+They are defined here, not next to the code that raises them, so ``python -m pipeline --help``, ``config``,
+``runs`` and ``check`` never import pandas, pyarrow or fsspec just to be able to catch them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .checks import CheckResult
+
+
+class SourceError(RuntimeError):
+    """A source prefix that cannot be listed (missing, not a folder, access denied)."""
+
+
+class FetchError(RuntimeError):
+    """A source file that could not be read, for a reason that may pass (retried by the caller)."""
+
+
+class SchemaOutdated(RuntimeError):
+    """The warehouse's tables were created by an older version of the pipeline."""
+
+
+class AlreadyRunning(RuntimeError):
+    """Another run holds the lock."""
+
+
+class TooManyRejects(RuntimeError):
+    """Rejected input weighs more than ``rejects.max_fraction`` of what was read."""
+
+
+class CheckFailed(RuntimeError):
+    """A data-quality check failed inside the load transaction (which was rolled back)."""
+
+    def __init__(self, failures: list[CheckResult]):
+        self.failures = failures
+        super().__init__("data-quality checks failed:\n" + "\n".join("  " + f.describe() for f in failures))
