@@ -191,3 +191,18 @@ def test_on_a_terminal_log_lines_do_not_land_on_the_progress_bar(sample_dir: Pat
     assert sum("batch staged" in line for line in logged) >= 2, "log lines were written while the bar was shown"
     stamp = re.compile(r"^\x1b\[[0-9;]*[A-Za-z]|^\d{4}-\d{2}-\d{2} ")
     assert all(stamp.match(line) for line in logged), logged[:3]
+
+
+def test_drop_schema_drops_every_table_the_pipeline_owns_and_says_so(sample_dir: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
+    assert cli("run", "-q", "-c", str(config)).returncode == 0
+    refused = cli("drop-schema", "-c", str(config))
+    assert refused.returncode == 2 and "without --yes" in refused.stderr
+    dropped = cli("drop-schema", "--yes", "-c", str(config))
+    assert dropped.returncode == 0, dropped.stderr
+    for words in ("the star tables", "the kept source records", "the ledger", "the run history"):
+        assert words in dropped.stdout
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT table_name FROM information_schema.tables").fetchall() == []
