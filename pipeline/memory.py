@@ -99,7 +99,7 @@ def rss_mb() -> float:
     return _status_mb("VmRSS") or 0.0
 
 
-def release() -> None:
+def release(collect: bool = True) -> None:
     """Give memory that freed frames left in the allocators back to the operating system.
 
     After the batches, glibc's heap and pyarrow's pool keep hundreds of MB of freed pages; handing them back
@@ -112,7 +112,8 @@ def release() -> None:
 
     import pyarrow as pa
 
-    gc.collect()
+    if collect:
+        gc.collect()
     pa.default_memory_pool().release_unused()
     with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)

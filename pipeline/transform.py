@@ -406,29 +406,30 @@ def level_points(events: pd.DataFrame) -> pd.DataFrame:
     ts = events["ts"].to_numpy("int64", na_value=-1)[known]
     session = events["sessionId"].to_numpy("int64", na_value=-1)[known]
     item = events["itemInSession"].to_numpy("int64", na_value=-1)[known]
-    level = np.asarray(events["level"].array, dtype=object)[known]
+    # Levels as codes (factorized in Arrow): turning 5M Arrow strings into Python objects and back took 2 s.
+    level, levels = pd.factorize(events["level"][known])
     order = np.lexsort((item, session, ts, user_codes))
     user_codes, ts, level = user_codes[order], ts[order], level[order]
     last_at_ts = np.ones(len(ts), dtype=bool)
     last_at_ts[:-1] = (user_codes[1:] != user_codes[:-1]) | (ts[1:] != ts[:-1])
     user_codes, ts, level = user_codes[last_at_ts], ts[last_at_ts], level[last_at_ts]
-    keep = _compress(user_codes, ts, _level_codes(level))
-    return _points_frame(np.asarray(uniques, dtype=object)[user_codes[keep]], ts[keep], level[keep])
+    keep = _compress(user_codes, ts, level)
+    names = np.asarray(levels, dtype=object)
+    kept = level[keep]
+    values = np.full(len(kept), None, dtype=object)
+    known_level = kept >= 0
+    values[known_level] = names[kept[known_level]]
+    return _points_frame(np.asarray(uniques, dtype=object)[user_codes[keep]], ts[keep], values)
 
 
 def empty_points() -> pd.DataFrame:
     return _points_frame(np.array([], dtype=object), np.array([], dtype="int64"), np.array([], dtype=object))
 
 
-def _level_codes(level: np.ndarray) -> np.ndarray:
-    codes: np.ndarray = pd.factorize(pd.Series(level, dtype="string[pyarrow]"))[0]
-    return codes
-
-
 def _sorted_points(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
     df = points.sort_values(["user_id", "ts"], kind="stable").reset_index(drop=True)
     user = pd.factorize(df["user_id"])[0]
-    return user, df["ts"].to_numpy("int64"), _level_codes(np.asarray(df["level"].array, dtype=object)), df
+    return user, df["ts"].to_numpy("int64"), pd.factorize(df["level"])[0], df
 
 
 HOLE_COLUMNS = ["user_id", "from_ts", "to_ts"]
@@ -462,13 +463,36 @@ def union(*holes: pd.DataFrame) -> pd.DataFrame:
 
 def _interval_of(frame: pd.DataFrame, intervals: pd.DataFrame, end: str = "to_ts") -> pd.DataFrame:
     """Rows of ``frame`` (user_id, ts) that fall in one of the users' intervals [from_ts, ``end``], with the
-    interval's position in ``intervals`` as ``_interval`` (a row on the edge of two appears twice)."""
+    interval's position in ``intervals`` as ``_interval`` and the row's position in ``frame`` as ``_row`` (a
+    row on the edge of two intervals appears twice).
+
+    Two binary searches per interval in the rows sorted by (user, ts): joining every row of a user to every
+    interval of that user cost 7 s and 2 GB for the 650,000 records of a 10M-event run's windows."""
     if frame.empty or intervals.empty:
         return frame.iloc[:0].assign(_interval=np.zeros(0, dtype=np.int64), _row=np.zeros(0, dtype=np.int64))
-    left = frame.assign(_row=np.arange(len(frame)))
-    right = intervals[["user_id", "from_ts", end]].assign(_interval=np.arange(len(intervals)))
-    m = left.merge(right, on="user_id", how="inner")
-    return m.loc[(m["ts"] >= m["from_ts"]) & (m["ts"] <= m[end])].drop(columns=["from_ts", end])
+    codes, _ = pd.factorize(pd.concat([frame["user_id"], intervals["user_id"]], ignore_index=True).astype(str))
+    row_user, interval_user = codes[: len(frame)].astype(np.int64), codes[len(frame) :].astype(np.int64)
+    ts = frame["ts"].to_numpy("int64")
+    lo_ts, hi_ts = int(ts.min()), int(ts.max())
+    span = hi_ts - lo_ts + 1
+    if (int(codes.max()) + 1) * span >= 2**62:  # (user, ts) would not fit one int64 key: join instead
+        m = frame.assign(_row=np.arange(len(frame))).merge(
+            intervals[["user_id", "from_ts", end]].assign(_interval=np.arange(len(intervals))), on="user_id"
+        )
+        return m.loc[(m["ts"] >= m["from_ts"]) & (m["ts"] <= m[end])].drop(columns=["from_ts", end])
+    order = np.lexsort((ts, row_user))
+    keys = row_user[order] * span + (ts[order] - lo_ts)
+    start = np.clip(intervals["from_ts"].to_numpy("int64"), lo_ts, hi_ts + 1) - lo_ts
+    stop = np.clip(intervals[end].to_numpy("int64"), lo_ts - 1, hi_ts) - lo_ts
+    first = np.searchsorted(keys, interval_user * span + start, side="left")
+    last = np.searchsorted(keys, interval_user * span + stop, side="right")
+    counts = np.where(stop >= start, np.maximum(last - first, 0), 0)
+    total = int(counts.sum())
+    offsets = np.cumsum(counts) - counts
+    positions = np.repeat(first, counts) + (np.arange(total) - np.repeat(offsets, counts))
+    rows = order[positions]
+    out = frame.iloc[rows].assign(_row=rows, _interval=np.repeat(np.arange(len(intervals)), counts))
+    return out.reset_index(drop=True)
 
 
 def combine_level_points(*parts: pd.DataFrame, holes: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
