@@ -24,12 +24,17 @@ $(UV):
 # --inexact: after `make test`, `make run` leaves the test tools in place. --compile-bytecode: every start
 # imports pandas and pyarrow; from source that is 1.6 s, from bytecode 0.5 s (and where PYTHONDONTWRITEBYTECODE
 # is set, Python never caches it on its own).
+# Without PYTHON given, uv takes the first interpreter that satisfies requires-python (3.11-3.13).
+PICK := $(if $(filter command line environment,$(origin PYTHON)),--python $(PYTHON))
+
 $(RUNTIME): $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --no-dev --inexact --compile-bytecode --python $(PYTHON)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info < (3, 14) else "Python 3.14 is not supported yet (uv.lock is resolved for 3.11-3.13). Install 3.13 (uv python install 3.13) and run: make run PYTHON=python3.13")'
+	$(UV) sync --frozen --no-dev --inexact --compile-bytecode $(PICK)
 	@touch $@
 
 $(SYNCED): $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --all-extras --compile-bytecode --python $(PYTHON)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info < (3, 13) else "make test needs Python 3.11 or 3.12: pgserver (the PostgreSQL behind the Redshift stand-in) has no 3.13 wheel. Run: make test PYTHON=python3.12")'
+	$(UV) sync --frozen --all-extras --compile-bytecode $(PICK)
 	@touch $@ $(RUNTIME)
 
 install: $(SYNCED) ## create .venv from the lock file

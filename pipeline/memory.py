@@ -71,7 +71,10 @@ class PeakSampler:
             return self._next
 
     def end(self, token: int) -> float:
-        """The highest resident size sampled since ``begin``; without /proc, the lifetime peak."""
+        """The highest resident size sampled since ``begin``; without /proc, the lifetime peak.
+
+        A lower bound: a spike shorter than the interval, or inside a call that holds the GIL, can pass
+        unseen. ``make bench`` samples from outside the process, and the kernel's own peak is left intact."""
         self._sample()
         with self._lock:
             peak = self._open.pop(token, 0.0)

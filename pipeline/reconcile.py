@@ -122,7 +122,8 @@ def reconciler(partials: RunPartials) -> Reconcile:
         stored_rows = ws.frame(d.rows_for_keys(schema, USERS, touched))
         stored = T.stored_points(ws.frame(d.rows_for_keys(schema, USER_LEVELS, touched)), stored_rows)
         users, tied = T.combine_users(T.stored_users(stored_rows), partials.users)
-        points, holes = T.combine_level_points(stored, partials.level_points, holes=partials.holes)
+        # The run's holes were cut from its own points: it goes first (see combine_level_points).
+        points, holes = T.combine_level_points(partials.level_points, stored, holes=partials.holes)
         # A run's latest event of a user in the same millisecond as the stored one: read that millisecond.
         at = T.stored_users(stored_rows).set_index("user_id")["_ts"]
         ties = pd.DataFrame({"user_id": sorted(tied), "from_ts": [int(at[u]) for u in sorted(tied)]})

@@ -56,7 +56,7 @@ def write_part(table: Table, frame: pd.DataFrame, path: str, session: boto3.Sess
         _write_s3(frame, table, path, session)
         return
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    # No column statistics: nothing reads a staged part selectively, and skipping them makes writes ~20% faster.
+    # No column statistics: writes are ~20% faster, and a part holds one batch, read whole by the load.
     pq.write_table(to_arrow(frame, table), path, compression="snappy", write_statistics=False)
 
 
