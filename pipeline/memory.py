@@ -11,6 +11,7 @@ from __future__ import annotations
 import resource
 import sys
 import threading
+import time
 from pathlib import Path
 
 _STATUS = Path("/proc/self/status")
@@ -45,7 +46,6 @@ class PeakSampler:
         self.interval = interval
         self._open: dict[int, float] = {}
         self._next = 0
-        self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         if _status_mb("VmRSS") is not None:
@@ -53,7 +53,8 @@ class PeakSampler:
             self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while True:
+            time.sleep(self.interval)
             self._sample()
 
     def _sample(self) -> None:
@@ -80,11 +81,6 @@ class PeakSampler:
             peak = self._open.pop(token, 0.0)
         return peak if self._thread is not None else lifetime_peak_mb()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
 
 _SAMPLER: PeakSampler | None = None
 
@@ -102,7 +98,7 @@ def rss_mb() -> float:
     return _status_mb("VmRSS") or 0.0
 
 
-def release(collect: bool = True) -> None:
+def release() -> None:
     """Give memory that freed frames left in the allocators back to the operating system.
 
     After the batches, glibc's heap and pyarrow's pool keep hundreds of MB of freed pages; handing them back
@@ -115,8 +111,7 @@ def release(collect: bool = True) -> None:
 
     import pyarrow as pa
 
-    if collect:
-        gc.collect()
+    gc.collect()
     pa.default_memory_pool().release_unused()
     with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)

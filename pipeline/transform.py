@@ -496,6 +496,10 @@ def _interval_of(frame: pd.DataFrame, intervals: pd.DataFrame, end: str = "to_ts
     return out.reset_index(drop=True)
 
 
+def _as_spans(holes: pd.DataFrame, part: np.ndarray) -> pd.DataFrame:
+    return holes.rename(columns={"from_ts": "min", "to_ts": "max"}).assign(_part=part)
+
+
 def combine_level_points(*parts: pd.DataFrame, holes: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Merge the points of several parts of users' histories.
 
@@ -516,11 +520,11 @@ def combine_level_points(*parts: pd.DataFrame, holes: pd.DataFrame | None = None
     df = concat(frames)
     spans = df.groupby(["user_id", "_part"], sort=False)["ts"].agg(["min", "max"]).reset_index()
     # The first part's own holes are part of its span (its points there were dropped when they were cut).
-    owned = holes.rename(columns={"from_ts": "min", "to_ts": "max"}).assign(_part=0)
+    owned = _as_spans(holes, np.zeros(len(holes), dtype=np.int64))
     spans = concat([spans, owned]).groupby(["user_id", "_part"], sort=False).agg({"min": "min", "max": "max"})
     spans = spans.reset_index()
     while True:
-        gaps = holes.rename(columns={"from_ts": "min", "to_ts": "max"}).assign(_part=-1 - np.arange(len(holes)))
+        gaps = _as_spans(holes, -1 - np.arange(len(holes)))
         spans_now = concat([spans, gaps])
         shared = spans_now.loc[spans_now["user_id"].duplicated(keep=False)]
         if shared.empty:

@@ -53,6 +53,14 @@ class S3Endpoint:
                 )
         return f"s3://{bucket}/{prefix}"
 
+    def upload_sources(self, songs: Path, logs: Path, bucket: str, prefix: str = "") -> dict[str, str]:
+        """Both datasets under ``bucket``/``prefix``: the two URLs of a config's ``source`` section."""
+        at = f"{prefix}/" if prefix else ""
+        return {
+            "song_data": self.upload_tree(songs, bucket, f"{at}song_data"),
+            "log_data": self.upload_tree(logs, bucket, f"{at}log_data"),
+        }
+
     def ensure_bucket(self, bucket: str) -> None:
         existing = {b["Name"] for b in self.client.list_buckets().get("Buckets", [])}
         if bucket not in existing:

@@ -48,11 +48,16 @@ def test_repeated_and_null_keys_and_orphans_are_reported_with_counts(tmp_path: P
     }
 
 
+def _the_one_period(con: duckdb.DuckDBPyConnection) -> tuple[str, str, object, str]:
+    """The loaded user's only level period (user, level, start) and the other level."""
+    [(user, level, start)] = con.execute("SELECT user_id, level, valid_from FROM user_levels").fetchall()
+    return user, level, start, "paid" if level == "free" else "free"
+
+
 def test_a_level_history_with_overlaps_gaps_or_two_current_periods_is_reported(tmp_path: Path) -> None:
     dest = _loaded(tmp_path)
     with duckdb.connect(dest.path) as con:
-        [(user, level, start)] = con.execute("SELECT user_id, level, valid_from FROM user_levels").fetchall()
-        other = "paid" if level == "free" else "free"
+        user, level, start, other = _the_one_period(con)
         # A second current period an hour later (so the first neither ends where it starts nor is alone), and
         # a user whose current level is not the one users holds.
         con.execute("INSERT INTO user_levels VALUES (?, ?, ? + INTERVAL 1 HOUR, NULL)", [user, other, start])
@@ -75,8 +80,7 @@ def test_a_level_history_with_overlaps_gaps_or_two_current_periods_is_reported(t
 def test_a_gap_between_periods_is_reported(tmp_path: Path) -> None:
     dest = _loaded(tmp_path)
     with duckdb.connect(dest.path) as con:
-        [(user, level, start)] = con.execute("SELECT user_id, level, valid_from FROM user_levels").fetchall()
-        other = "paid" if level == "free" else "free"
+        user, _, start, other = _the_one_period(con)
         # Closed an hour after it starts, the next period two hours after: a gap of an hour.
         con.execute("UPDATE user_levels SET valid_to = valid_from + INTERVAL 1 HOUR")
         con.execute("INSERT INTO user_levels VALUES (?, ?, ? + INTERVAL 2 HOUR, NULL)", [user, other, start])

@@ -57,10 +57,7 @@ def test_dropped_database_connection_mid_load_is_retried(
     tmp_path: Path, s3: S3Endpoint, redshift: Redshift, sample_dir: Path, clean: dict[str, pd.DataFrame]
 ) -> None:
     schema = new_schema()
-    sources = {
-        "song_data": s3.upload_tree(sample_dir / "song_data", "sparkify-raw", f"{schema}/song_data"),
-        "log_data": s3.upload_tree(sample_dir / "log_data", "sparkify-raw", f"{schema}/log_data"),
-    }
+    sources = s3.upload_sources(sample_dir / "song_data", sample_dir / "log_data", "sparkify-raw", schema)
     config, env = rs_config(tmp_path, s3, redshift, sources, schema)
     drops: list[str] = []
 
@@ -91,10 +88,7 @@ OUTAGE = 12
 
 @pytest.fixture(scope="module")
 def sample_s3(s3: S3Endpoint, sample_dir: Path) -> dict[str, str]:
-    return {
-        "song_data": s3.upload_tree(sample_dir / "song_data", "sparkify-outage", "song_data"),
-        "log_data": s3.upload_tree(sample_dir / "log_data", "sparkify-outage", "log_data"),
-    }
+    return s3.upload_sources(sample_dir / "song_data", sample_dir / "log_data", "sparkify-outage")
 
 
 @pytest.mark.parametrize(
@@ -202,10 +196,7 @@ def test_a_staging_outage_on_s3_is_absorbed_by_the_pipeline(
     tmp_path: Path, s3: S3Endpoint, redshift: Redshift, sample_dir: Path, clean: dict[str, pd.DataFrame]
 ) -> None:
     schema = new_schema()
-    sources = {
-        "song_data": s3.upload_tree(sample_dir / "song_data", "sparkify-raw", f"{schema}/song_data"),
-        "log_data": s3.upload_tree(sample_dir / "log_data", "sparkify-raw", f"{schema}/log_data"),
-    }
+    sources = s3.upload_sources(sample_dir / "song_data", sample_dir / "log_data", "sparkify-raw", schema)
     config, env = rs_config(tmp_path, s3, redshift, sources, schema)
     proxy = S3Faults(int(s3.url.rsplit(":", 1)[1]))
     url = proxy.start()

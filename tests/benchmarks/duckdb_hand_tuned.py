@@ -8,12 +8,7 @@ file, so it is a lower bound on the work, not a second implementation (``tests/s
 
 from __future__ import annotations
 
-import sys
-import time
-
-import duckdb
-
-from .duckdb_sql_build import LOG_COLUMNS, TABLES_FROM_SOURCES
+from .duckdb_sql_build import LOG_COLUMNS, TABLES_FROM_SOURCES, main
 
 STATEMENTS = [
     "CREATE TEMP TABLE song_text AS SELECT content, filename FROM read_text($songs)",
@@ -34,19 +29,5 @@ STATEMENTS = [
 ]
 
 
-def build(song_glob: str, log_glob: str, db_path: str) -> dict[str, int]:
-    con = duckdb.connect(db_path)
-    for stmt in STATEMENTS:
-        params = {k: v for k, v in (("songs", song_glob), ("logs", log_glob)) if f"${k}" in stmt}
-        con.execute(stmt, params)
-    counts = {
-        t: con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # type: ignore[index]
-        for t in ("users", "artists", "songs", "time", "songplays")
-    }
-    con.close()
-    return counts
-
-
 if __name__ == "__main__":
-    start = time.perf_counter()
-    print(build(sys.argv[1], sys.argv[2], sys.argv[3]), f"{time.perf_counter() - start:.2f} s")
+    main(STATEMENTS)

@@ -60,9 +60,9 @@ STATEMENTS = [
 ]
 
 
-def build(song_glob: str, log_glob: str, db_path: str) -> dict[str, int]:
+def build(song_glob: str, log_glob: str, db_path: str, statements: list[str] = STATEMENTS) -> dict[str, int]:
     con = duckdb.connect(db_path)
-    for stmt in STATEMENTS:
+    for stmt in statements:
         params = {k: v for k, v in (("songs", song_glob), ("logs", log_glob)) if f"${k}" in stmt}
         con.execute(stmt, params)
     counts = {
@@ -73,6 +73,11 @@ def build(song_glob: str, log_glob: str, db_path: str) -> dict[str, int]:
     return counts
 
 
-if __name__ == "__main__":
+def main(statements: list[str] = STATEMENTS) -> None:
+    """``SONG_GLOB LOG_GLOB DB_PATH``: build, print the row counts and the seconds taken."""
     start = time.perf_counter()
-    print(build(sys.argv[1], sys.argv[2], sys.argv[3]), f"{time.perf_counter() - start:.2f} s")
+    print(build(sys.argv[1], sys.argv[2], sys.argv[3], statements), f"{time.perf_counter() - start:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -28,10 +28,7 @@ SNAPSHOT = Path(__file__).parent / "snapshots" / "redshift_load.sql"
 
 @pytest.fixture(scope="module")
 def sample_in_s3(s3: S3Endpoint, sample_dir: Path) -> dict[str, str]:
-    return {
-        "song_data": s3.upload_tree(sample_dir / "song_data", "sparkify-raw", "song_data"),
-        "log_data": s3.upload_tree(sample_dir / "log_data", "sparkify-raw", "log_data"),
-    }
+    return s3.upload_sources(sample_dir / "song_data", sample_dir / "log_data", "sparkify-raw")
 
 
 def rs_config(tmp: Path, s3: S3Endpoint, rs: Redshift, sources: dict[str, str], schema: str) -> tuple[Path, dict]:
@@ -126,10 +123,7 @@ def test_failure_of_the_fourth_copy_leaves_all_five_tables_as_they_were(
         dst = first_half / p.relative_to(sample_dir / "log_data")
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes(p.read_bytes())
-    sources = {
-        "song_data": s3.upload_tree(sample_dir / "song_data", "sparkify-raw", f"{schema}/song_data"),
-        "log_data": s3.upload_tree(first_half, "sparkify-raw", f"{schema}/log_data"),
-    }
+    sources = s3.upload_sources(sample_dir / "song_data", first_half, "sparkify-raw", schema)
     config, env = rs_config(tmp_path, s3, redshift, sources, schema)
     run_json(config, env=env)
     before = rs_tables(redshift, schema)
@@ -195,10 +189,7 @@ def test_the_password_never_leaves_the_environment(
     logs = tmp_path / "logs"
     shutil.copytree(sample_dir / "log_data", logs)
     sorted(logs.rglob("*.json"))[0].write_bytes(b'{"ts": "bad"}\n' + sorted(logs.rglob("*.json"))[0].read_bytes())
-    sources = {
-        "song_data": s3.upload_tree(sample_dir / "song_data", "sparkify-raw", f"{schema}/song_data"),
-        "log_data": s3.upload_tree(logs, "sparkify-raw", f"{schema}/log_data"),
-    }
+    sources = s3.upload_sources(sample_dir / "song_data", logs, "sparkify-raw", schema)
     config, env = rs_config(tmp_path, s3, redshift, sources, schema)
     ok = cli("run", "-v", "--json", "-c", str(config), env=env)
     assert ok.returncode == 0, ok.stderr
@@ -273,10 +264,7 @@ def test_a_value_too_long_in_bytes_is_a_rejected_record_on_both_targets(
     day = sorted(logs.rglob("*.json"))[3]
     day.write_bytes(day.read_bytes() + b"\n" + json.dumps(event(firstName="é" * 200, sessionId=4242)).encode())
     schema = new_schema()
-    sources = {
-        "song_data": s3.upload_tree(sample_dir / "song_data", "sparkify-raw", f"{schema}/song_data"),
-        "log_data": s3.upload_tree(logs, "sparkify-raw", f"{schema}/log_data"),
-    }
+    sources = s3.upload_sources(sample_dir / "song_data", logs, "sparkify-raw", schema)
     config, env = rs_config(tmp_path, s3, redshift, sources, schema)
     on_redshift = run_json(config, env=env)
     local = tmp_path / "local"
