@@ -89,7 +89,7 @@ class RunConfig:
 class DuckDBConfig:
     path: str = "build/sparkify.duckdb"
     #: DuckDB's memory cap for the load; past it, DuckDB spills to a temporary folder beside the file.
-    memory_limit: str = "1GB"
+    memory_limit: str = "900MB"
 
 
 @dataclass

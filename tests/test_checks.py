@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.checks import CheckFailed
+from pipeline.checks import CheckFailed, reconciliation_check
 from pipeline.load.duckdb import DuckDBDestination
 from pipeline.schema import Column, Kind, Table
 from pipeline.sql import DUCKDB, REDSHIFT, quote
@@ -111,3 +111,27 @@ def test_repeated_keys_counts_rows_beyond_the_first_per_key(keys: tuple[str, ...
     expected = 4 if keys == ("a",) else 2
     assert con.execute(DUCKDB.repeated_keys(table, quote("t"))).fetchone() == (expected,)
     assert REDSHIFT.repeated_keys(table, quote("t")) == DUCKDB.repeated_keys(table, quote("t"))
+
+
+def test_a_play_of_this_run_missing_from_the_warehouse_is_reported() -> None:
+    con = duckdb.connect()
+    for name in ("songplays", "staged", "contested", "derived"):
+        con.execute(f"CREATE TABLE {name} (songplay_id VARCHAR)")
+    # Staged a, b, c; c was contested and derived again.
+    con.execute("INSERT INTO staged VALUES ('a'), ('b'), ('c')")
+    con.execute("INSERT INTO contested VALUES ('c')")
+    con.execute("INSERT INTO derived VALUES ('c')")
+    check = reconciliation_check(DUCKDB, "main", "staged", "derived", "contested")
+
+    def missing(stored: list[str]) -> int:
+        con.execute("DELETE FROM songplays")
+        for key in stored:
+            con.execute("INSERT INTO songplays VALUES (?)", [key])
+        [(n,)] = con.execute(check.sql).fetchall()
+        return int(n)
+
+    assert missing(["a", "b", "c"]) == 0
+    assert missing(["a", "b"]) == 1  # the derived play
+    assert missing(["b", "c"]) == 1  # a staged play
+    assert missing(["a", "c", "c"]) == 1  # a repeated row does not stand in for the missing one
+    assert missing([]) == 3

@@ -329,6 +329,10 @@ class Destination(ABC):
         play_keys = ws.put(SONGPLAYS.keys_table(), fixes.songplay_keys, "fix_songplay_keys")
         s.execute(d.start_times_of(schema, play_keys, "gone_times", rel.get(SONGPLAYS.name)))
         s.execute(d.delete_keys(schema, SONGPLAYS, play_keys))
+        # Stored plays meet the grown catalogue before this run's plays join them: those were matched with the
+        # new lookup already, so on a first load (10M events) this updates nothing instead of every play.
+        if LOOKUP_CHANGES.name in rel and rows.get(LOOKUP_CHANGES.name):
+            s.execute(d.rematch(schema, rel[LOOKUP_CHANGES.name]))
         if SONGPLAYS.name in rel:
             s.execute(
                 d.insert(
@@ -339,8 +343,6 @@ class Destination(ABC):
                 )
             )
         s.execute(d.insert(schema, SONGPLAYS, ws.put(SONGPLAYS, fixes.songplays, "fix_songplays")))
-        if LOOKUP_CHANGES.name in rel and rows.get(LOOKUP_CHANGES.name):
-            s.execute(d.rematch(schema, rel[LOOKUP_CHANGES.name]))
         result.rows_merged[SONGPLAYS.name] = rows.get(SONGPLAYS.name, 0) + len(fixes.songplays)
         step(SONGPLAYS.name)
         # Time follows the plays: a row per start time some play has.
