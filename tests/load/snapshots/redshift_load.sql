@@ -376,6 +376,8 @@ CREATE TEMPORARY TABLE "gone_times" AS SELECT p."start_time" FROM "<schema>"."so
 ;
 DELETE FROM "<schema>"."songplays" USING "fix_songplay_keys" WHERE "<schema>"."songplays"."songplay_id" = "fix_songplay_keys"."songplay_id"
 ;
+UPDATE "<schema>"."songplays" SET "song_id" = c."song_id", "artist_id" = c."artist_id" FROM "stg_lookup_changes" c WHERE "<schema>"."songplays"."song_title" = c."song_title" AND "<schema>"."songplays"."artist_name" = c."artist_name" AND "<schema>"."songplays"."song_length" = c."song_length"
+;
 INSERT INTO "<schema>"."songplays" ("songplay_id", "start_time", "user_id", "level", "song_id", "artist_id", "session_id", "location", "user_agent", "song_title", "artist_name", "song_length") SELECT "songplay_id", "start_time", "user_id", "level", "song_id", "artist_id", "session_id", "location", "user_agent", "song_title", "artist_name", "song_length" FROM "stg_songplays" WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM "fix_songplay_keys")
 ;
 DROP TABLE IF EXISTS "fix_songplays"
@@ -383,8 +385,6 @@ DROP TABLE IF EXISTS "fix_songplays"
 CREATE TEMPORARY TABLE "fix_songplays" ("songplay_id" VARCHAR(128), "start_time" TIMESTAMP, "user_id" VARCHAR(64), "level" VARCHAR(16), "song_id" VARCHAR(32), "artist_id" VARCHAR(32), "session_id" BIGINT, "location" VARCHAR(1024), "user_agent" VARCHAR(2048), "song_title" VARCHAR(1024), "artist_name" VARCHAR(1024), "song_length" DOUBLE PRECISION)
 ;
 INSERT INTO "<schema>"."songplays" ("songplay_id", "start_time", "user_id", "level", "song_id", "artist_id", "session_id", "location", "user_agent", "song_title", "artist_name", "song_length") SELECT "songplay_id", "start_time", "user_id", "level", "song_id", "artist_id", "session_id", "location", "user_agent", "song_title", "artist_name", "song_length" FROM "fix_songplays"
-;
-UPDATE "<schema>"."songplays" SET "song_id" = c."song_id", "artist_id" = c."artist_id" FROM "stg_lookup_changes" c WHERE "<schema>"."songplays"."song_title" = c."song_title" AND "<schema>"."songplays"."artist_name" = c."artist_name" AND "<schema>"."songplays"."song_length" = c."song_length"
 ;
 INSERT INTO "<schema>"."time" ("start_time", "hour", "day", "week", "month", "year", "weekday") SELECT DISTINCT s."start_time", s."hour", s."day", s."week", s."month", s."year", s."weekday" FROM "stg_time" s WHERE NOT EXISTS (SELECT 1 FROM "<schema>"."time" t WHERE t."start_time" = s."start_time")
 ;
@@ -452,7 +452,7 @@ SELECT COUNT(*) FROM "<schema>"."users" u LEFT JOIN (SELECT "user_id", COUNT(*) 
 ;
 SELECT COUNT(*) FROM "<schema>"."users" u JOIN "<schema>"."user_levels" l ON l."user_id" = u."user_id" AND l."valid_to" IS NULL WHERE l."level" <> u."level"
 ;
-SELECT (SELECT COUNT(*) FROM (SELECT "songplay_id" FROM "stg_songplays" WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM "fix_songplay_keys") UNION SELECT "songplay_id" FROM "fix_songplays") e) - (SELECT COUNT(*) FROM "<schema>"."songplays" s WHERE s."songplay_id" IN (SELECT "songplay_id" FROM (SELECT "songplay_id" FROM "stg_songplays" WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM "fix_songplay_keys") UNION SELECT "songplay_id" FROM "fix_songplays") e))
+SELECT COUNT(*) FROM (SELECT "songplay_id" FROM "stg_songplays" WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM "fix_songplay_keys") UNION ALL SELECT "songplay_id" FROM "fix_songplays") e WHERE NOT EXISTS (SELECT 1 FROM "<schema>"."songplays" s WHERE s."songplay_id" = e."songplay_id")
 ;
 SELECT COUNT(*) FROM "<schema>"."users"
 ;
