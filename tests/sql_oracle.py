@@ -7,6 +7,8 @@ one of them misreads the contract. It handles well-formed input only (bad record
 
 from __future__ import annotations
 
+import glob
+
 import duckdb
 import pandas as pd
 
@@ -29,11 +31,11 @@ STATEMENTS = [
                                          'string_agg', '')))) END""",
     """CREATE TEMP MACRO repaired(s) AS CASE
          WHEN unlatin(s) <> s AND unlatin(unlatin(s)) <> unlatin(s) THEN unlatin(unlatin(s)) ELSE s END""",
-    f"""CREATE TEMP TABLE raw_ev AS SELECT * REPLACE (repaired(artist) AS artist, repaired(song) AS song,
+    """CREATE TEMP TABLE raw_ev AS SELECT * REPLACE (repaired(artist) AS artist, repaired(song) AS song,
          repaired(firstName) AS firstName, repaired(lastName) AS lastName, repaired(location) AS location,
          repaired(userAgent) AS userAgent)
-       FROM read_json($logs, format='newline_delimited', columns={LOG_COLUMNS})""",
-    f"CREATE TEMP TABLE src AS SELECT * FROM read_json($songs, format='newline_delimited', columns={SONG_COLUMNS})",
+       FROM logs_json""",
+    "CREATE TEMP TABLE src AS SELECT * FROM songs_json",
     # The same event (userId, sessionId, itemInSession) in several records: the latest ts, then the greatest
     # value field by field, nulls lowest.
     """CREATE TEMP TABLE ev AS SELECT * EXCLUDE (rn) FROM (
@@ -116,9 +118,16 @@ def build(song_glob: str, log_glob: str) -> dict[str, pd.DataFrame]:
     """Every star table, by SPEC.md's rules, sorted by key."""
     con = duckdb.connect()
     try:
+        for name, pattern, columns in (("songs", song_glob, SONG_COLUMNS), ("logs", log_glob, LOG_COLUMNS)):
+            # Every file of a source deleted before a run saw it: no rows (DuckDB refuses a glob matching nothing).
+            files = pattern if glob.glob(pattern) else "/dev/null"
+            con.execute(
+                f"CREATE TEMP TABLE {name}_json AS SELECT * FROM "
+                f"read_json(?, format='newline_delimited', columns={columns})",
+                [files],
+            )
         for stmt in STATEMENTS:
-            params = {k: v for k, v in (("songs", song_glob), ("logs", log_glob)) if f"${k}" in stmt}
-            con.execute(stmt, params)
+            con.execute(stmt)
         return {
             name: con.execute(f'SELECT * FROM "{name}" ORDER BY ' + ", ".join(f'"{k}"' for k in keys)).df()
             for name, keys in KEYS.items()
