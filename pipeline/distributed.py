@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import pandas as pd
 
 from .config import Config
 from .discover import SourceFile, open_fs
-from .engine import BatchOutcome, Engine, Timer, process_batch
+from .engine import BatchOutcome, Engine, Outcomes, Timer, process_batch
 from .extract import FILE_COL, Extracted, extract, extract_segments, read_batches
 from .retry import with_retries
 from .sources import LOG_SOURCE, SONG_SOURCE
@@ -151,13 +152,19 @@ class RayEngine(Engine):
         self,
         fs: Any,
         files: list[SourceFile],
-        lookup: pd.DataFrame,
+        lookup: Future[pd.DataFrame],
         stager: Stager,
         timed: Timer,
+    ) -> Outcomes:
+        # The tasks carry the lookup, so they are submitted once it is known (when the first outcome is asked for).
+        return Outcomes(self._process(files, lookup, stager, timed))
+
+    def _process(
+        self, files: list[SourceFile], lookup: Future[pd.DataFrame], stager: Stager, timed: Timer
     ) -> Iterator[BatchOutcome]:
         import ray
 
-        lookup_ref = ray.put(lookup)
+        lookup_ref = ray.put(lookup.result())
         remote = ray.remote(_process).options(scheduling_strategy="SPREAD", max_retries=2)
         groups = plan(files, self.cfg.source.batch_bytes)
         futures = [

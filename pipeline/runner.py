@@ -16,7 +16,8 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
@@ -31,7 +32,7 @@ from . import stage as staging
 from . import transform as T
 from .config import DEMO_ROOT, Config, ConfigError, is_url
 from .discover import SourceFile, discover
-from .engine import BatchOutcome, engine_for, process_batch
+from .engine import BatchOutcome, Engine, engine_for, process_batch
 from .errors import TooManyRejects
 from .extract import Extracted, Reject
 from .generate import generate, is_empty
@@ -307,71 +308,37 @@ class _Run:
             stored_songs = self.retry("reading the catalogue", lambda: self.dest.stored_records(SONG_RECORDS))
         engine = engine_for(cfg)
         stager = staging.Stager(cfg.staging.path, self.run_id, self.session, retry=self.retry)
-
-        # Songs first, in one batch: the catalogue is small, every log batch needs its lookup, and a run that
-        # changes it must match stored plays again.
-        with self.timed("extract"):
-            song_x = engine.read_songs(song_fs, song_files)
-        self.count(
-            SONG_SOURCE.name,
-            song_x.records,
-            song_x.rejects,
-            song_x.bytes_read,
-            [song_x.files[i].url for i in sorted(song_x.unread)],
-        )
-        with self.timed("transform"):
-            fresh = T.song_records(song_x.frame, [f.url for f in song_x.files])
-            if full:
-                # Rebuilt from scratch: every file as the source has it now, and the kept records of song files
-                # that have since left the source (a file that disappears deletes nothing).
-                kept = stored_songs.loc[_from_files(stored_songs, song_gone)]
-                staged_records = current = T.concat([kept, fresh])
-                old = T.catalogue(T.records_frame(stored_songs.iloc[:0], SONG_SOURCE)[0])
-            else:
-                reread = {f.url for f in song_files}
-                current = T.concat([stored_songs.loc[~_from_files(stored_songs, reread)], fresh])
-                staged_records = fresh
-                old = T.catalogue(T.records_frame(stored_songs, SONG_SOURCE)[0])
-            # No song file read: the catalogue is the stored one, and nothing in it changes.
-            new = T.catalogue(T.records_frame(current, SONG_SOURCE)[0]) if song_files or full else old
-            changes = T.catalogue_changes(new, old)
-        with self.timed("stage"):
-            stager.add(
-                {
-                    SONG_RECORDS.name: staged_records,
-                    "songs": changes.songs,
-                    "songs_keys": changes.songs_gone,
-                    "artists": changes.artists,
-                    "artists_keys": changes.artists_gone,
-                    LOOKUP_CHANGES.name: changes.lookup,
-                }
+        # The engine may start reading the logs now, while the songs are read: a batch waits for the lookup
+        # only to be matched. Closed whatever happens, so nothing goes on parsing after a failure.
+        lookup: Future[pd.DataFrame] = Future()
+        with closing(engine.process_logs(log_fs, log_files, lookup, stager, self.timed)) as log_outcomes:
+            new = self.song_side(engine, stager, song_fs, song_files, song_gone, stored_songs)
+            lookup.set_result(new.lookup)
+            del stored_songs
+            partials = RunPartials(
+                users=T.empty_users_partial(),
+                level_points=T.empty_points(),
+                lookup=new.lookup,
+                # Records derived again in one go: about a batch's worth (a log event is 300-400 bytes of JSON).
+                chunk_records=max(10_000, cfg.source.batch_bytes // 400),
+                # Files loaded before and read again: only then can stored records be replaced.
+                redelivered=any(f.url in self.ledger for f in (*song_files, *log_files)) and not full,
             )
-        del song_x, fresh, current, stored_songs, staged_records
-
-        partials = RunPartials(
-            users=T.empty_users_partial(),
-            level_points=T.empty_points(),
-            lookup=new.lookup,
-            # Records derived again in one go: about a batch's worth (a log event is 300-400 bytes of JSON).
-            chunk_records=max(10_000, cfg.source.batch_bytes // 400),
-            # Files loaded before and read again: only then can stored records be replaced.
-            redelivered=any(f.url in self.ledger for f in (*song_files, *log_files)) and not full,
-        )
-        outcomes: Iterator[BatchOutcome] = engine.process_logs(log_fs, log_files, new.lookup, stager, self.timed)
-        if full and log_gone:
-            outcomes = itertools.chain(outcomes, self.kept_log_batches(log_gone, new.lookup, stager))
-        for outcome in outcomes:
-            self.count(LOG_SOURCE.name, outcome.records, outcome.rejects, outcome.bytes_read, outcome.unread)
-            self.summary.fields_repaired += outcome.repaired
-            for name, path, rows in outcome.parts:
-                stager.record(name, path, rows)
-            with self.timed("transform"):
-                partials.add(outcome.users, outcome.level_points)
-                # Hand back what the batch's frames freed (pyarrow's pool, glibc's heap), so the next batch
-                # reuses it rather than growing the process: at 10M events, peak 1.88 GB -> 1.54 GB.
-                del outcome
-                memory.release()
-            log.info("batch staged (%s records so far)", f"{s.records_read.get(LOG_SOURCE.name, 0):,}")
+            outcomes: Iterator[BatchOutcome] = log_outcomes
+            if full and log_gone:
+                outcomes = itertools.chain(outcomes, self.kept_log_batches(log_gone, new.lookup, stager))
+            for outcome in outcomes:
+                self.count(LOG_SOURCE.name, outcome.records, outcome.rejects, outcome.bytes_read, outcome.unread)
+                self.summary.fields_repaired += outcome.repaired
+                for name, path, rows in outcome.parts:
+                    stager.record(name, path, rows)
+                with self.timed("transform"):
+                    partials.add(outcome.users, outcome.level_points)
+                    # Hand back what the batch's frames freed (pyarrow's pool, glibc's heap), so the next batch
+                    # reuses it rather than growing the process: at 10M events, peak 1.88 GB -> 1.54 GB.
+                    del outcome
+                    memory.release()
+                log.info("batch staged (%s records so far)", f"{s.records_read.get(LOG_SOURCE.name, 0):,}")
         s.engine = engine.name
         s.ray_tasks = dict(engine.tasks)
         s.ray_nodes_used = len(engine.nodes)
@@ -408,6 +375,58 @@ class _Run:
             staging.remove(staged, self.session)
         s.status = "succeeded"
         return s
+
+    def song_side(
+        self,
+        engine: Engine,
+        stager: staging.Stager,
+        song_fs: Any,
+        song_files: list[SourceFile],
+        song_gone: list[str],
+        stored_songs: pd.DataFrame,
+    ) -> T.Catalogue:
+        """Read the run's song files, stage what they change in the catalogue, and return the catalogue."""
+        full = self.options.full_refresh
+        # Songs first, in one batch: the catalogue is small, every log batch needs its lookup, and a run that
+        # changes it must match stored plays again.
+        with self.timed("extract"):
+            song_x = engine.read_songs(song_fs, song_files)
+        faults.checkpoint("songs-read")
+        self.count(
+            SONG_SOURCE.name,
+            song_x.records,
+            song_x.rejects,
+            song_x.bytes_read,
+            [song_x.files[i].url for i in sorted(song_x.unread)],
+        )
+        with self.timed("transform"):
+            fresh = T.song_records(song_x.frame, [f.url for f in song_x.files])
+            if full:
+                # Rebuilt from scratch: every file as the source has it now, and the kept records of song files
+                # that have since left the source (a file that disappears deletes nothing).
+                kept = stored_songs.loc[_from_files(stored_songs, song_gone)]
+                staged_records = current = T.concat([kept, fresh])
+                old = T.catalogue(T.records_frame(stored_songs.iloc[:0], SONG_SOURCE)[0])
+            else:
+                reread = {f.url for f in song_files}
+                current = T.concat([stored_songs.loc[~_from_files(stored_songs, reread)], fresh])
+                staged_records = fresh
+                old = T.catalogue(T.records_frame(stored_songs, SONG_SOURCE)[0])
+            # No song file read: the catalogue is the stored one, and nothing in it changes.
+            new = T.catalogue(T.records_frame(current, SONG_SOURCE)[0]) if song_files or full else old
+            changes = T.catalogue_changes(new, old)
+        with self.timed("stage"):
+            stager.add(
+                {
+                    SONG_RECORDS.name: staged_records,
+                    "songs": changes.songs,
+                    "songs_keys": changes.songs_gone,
+                    "artists": changes.artists,
+                    "artists_keys": changes.artists_gone,
+                    LOOKUP_CHANGES.name: changes.lookup,
+                }
+            )
+        return new
 
     def kept_log_batches(self, urls: list[str], lookup: pd.DataFrame, stager: staging.Stager) -> Iterator[BatchOutcome]:
         """A full refresh's log files that have left the source: their kept records, through the same batches."""

@@ -6,10 +6,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 
 from pipeline.engine import prefetch
+from pipeline.faults import InjectedFault
+
+from .helpers import run_here, write_config
 
 
 def test_items_arrive_in_order_while_the_next_is_produced_in_the_background() -> None:
@@ -47,8 +51,36 @@ def test_a_caller_that_stops_early_stops_the_producer() -> None:
 
     with closing(prefetch(items())) as it:
         assert next(it) == 0
+    _no_prefetch_thread_left()
+    assert produced < 10  # it stopped after the queue filled, not after producing everything
+
+
+def _no_prefetch_thread_left() -> None:
     deadline = time.monotonic() + 5
     while any(t.name == "prefetch" for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(t.name == "prefetch" for t in threading.enumerate())
-    assert produced < 10  # it stopped after the queue filled, not after producing everything
+
+
+def test_production_starts_at_once_and_a_close_before_the_first_item_stops_it() -> None:
+    produced = threading.Event()
+
+    def items() -> Iterator[int]:
+        produced.set()
+        yield from range(1_000)
+
+    it = prefetch(items())
+    assert produced.wait(5), "the first item is produced before anyone asks for it"
+    it.close()
+    _no_prefetch_thread_left()
+    assert list(it) == []
+
+
+def test_a_run_that_fails_on_the_song_side_leaves_no_log_parsing_behind(
+    sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The local engine starts parsing the logs before the songs are read; a failure there must stop it.
+    monkeypatch.setenv("SPARKIFY_FAULT_FAIL_AT", "songs-read")
+    with pytest.raises(InjectedFault):
+        run_here(write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data"))
+    _no_prefetch_thread_left()
