@@ -126,6 +126,9 @@ class Outcomes(Iterator[BatchOutcome]):
     def close(self) -> None:
         if self._started is not None:
             self._started.close()
+        close = getattr(self._items, "close", None)
+        if close is not None:  # a generator suspended mid-batch: its progress bar ends now, not at collection
+            close()
 
 
 class LocalEngine(Engine):
@@ -177,34 +180,17 @@ class LocalEngine(Engine):
 class Prefetch(Iterator[R]):
     """The next items, produced in a background thread (started at once) while the caller works.
 
-    If the caller stops early (an error, or ``close``, even before the first item), the thread stops after the
-    item it is working on, so no batch stays pinned in memory by a thread blocked on a full queue.
+    If the caller stops early (an error, ``close`` even before the first item, or dropping the iterator), the
+    thread stops after the item it is working on, so no batch stays pinned in memory by a thread blocked on a
+    full queue. ``close`` does not wait for that item: a failing run reports at once.
     """
 
     def __init__(self, items: Iterator[R], depth: int = 1):
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._done = False
-        self._items = items
-        threading.Thread(target=self._produce, name="prefetch", daemon=True).start()
-
-    def _put(self, entry: tuple[str, Any]) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _produce(self) -> None:
-        try:
-            for item in self._items:
-                if not self._put(("item", item)):
-                    return
-            self._put(("done", None))
-        except BaseException as exc:
-            self._put(("error", exc))
+        # The thread holds the queue and the event, not this object, so dropping it reaches __del__.
+        threading.Thread(target=_produce, args=(items, self._queue, self._stop), name="prefetch", daemon=True).start()
 
     def __next__(self) -> R:
         if self._done:
@@ -220,6 +206,27 @@ class Prefetch(Iterator[R]):
     def close(self) -> None:
         self._done = True
         self._stop.set()
+
+    __del__ = close
+
+
+def _produce(items: Iterator[Any], q: queue.Queue[tuple[str, Any]], stop: threading.Event) -> None:
+    def put(entry: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    try:
+        for item in items:
+            if not put(("item", item)):
+                return
+        put(("done", None))
+    except BaseException as exc:
+        put(("error", exc))
 
 
 def prefetch(items: Iterator[R], depth: int = 1) -> Prefetch[R]:

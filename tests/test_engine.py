@@ -55,6 +55,13 @@ def test_a_caller_that_stops_early_stops_the_producer() -> None:
     assert produced < 10  # it stopped after the queue filled, not after producing everything
 
 
+def test_a_caller_that_drops_the_iterator_stops_the_producer() -> None:
+    it = prefetch(iter(range(1_000)))
+    assert next(it) == 0
+    del it
+    _no_prefetch_thread_left()
+
+
 def _no_prefetch_thread_left() -> None:
     deadline = time.monotonic() + 5
     while any(t.name == "prefetch" for t in threading.enumerate()) and time.monotonic() < deadline:
