@@ -11,7 +11,15 @@ from pathlib import Path
 
 from . import logs
 from .config import Config, ConfigError, describe_keys, load_config
-from .errors import AlreadyRunning, CheckFailed, FetchError, SchemaOutdated, SourceError, TooManyRejects
+from .errors import (
+    AlreadyRunning,
+    CheckFailed,
+    FetchError,
+    SchemaMissing,
+    SchemaOutdated,
+    SourceError,
+    TooManyRejects,
+)
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -116,10 +124,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     from .load import destination_for
 
-    rows = destination_for(_config(args)).run_history(args.limit)
+    dest = destination_for(_config(args))
+    rows = dest.run_history(args.limit)
     if args.json:
         print(json.dumps(rows, default=str, indent=2))
         return EXIT_OK
+    if not rows:
+        print(f"no run recorded in {dest.describe()} (schema {dest.schema}) yet")
     for r in rows:
         ended = r["ended_at"] or "-"
         print(
@@ -259,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
         return EXIT_CONFIG
-    except SchemaOutdated as exc:
+    except (SchemaOutdated, SchemaMissing) as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
     except CheckFailed as exc:

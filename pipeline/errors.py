@@ -24,6 +24,10 @@ class SchemaOutdated(RuntimeError):
     """The warehouse's tables were created by an older version of the pipeline."""
 
 
+class SchemaMissing(RuntimeError):
+    """The configured warehouse holds none of the star tables: a wrong path or schema, or nothing loaded yet."""
+
+
 class AlreadyRunning(RuntimeError):
     """Another run holds the lock."""
 

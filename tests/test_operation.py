@@ -206,3 +206,18 @@ def test_drop_schema_drops_every_table_the_pipeline_owns_and_says_so(sample_dir:
         assert words in dropped.stdout
     with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
         assert con.execute("SELECT table_name FROM information_schema.tables").fetchall() == []
+
+
+def test_runs_and_check_on_a_warehouse_nothing_was_loaded_into_say_so(tmp_path: Path) -> None:
+    config = write_config(tmp_path, tmp_path / "song_data", tmp_path / "log_data")
+    runs = cli("runs", "-c", str(config))
+    assert runs.returncode == 0, runs.stderr
+    assert "no run recorded in duckdb:" in runs.stdout
+    assert json.loads(cli("runs", "--json", "-c", str(config)).stdout) == []
+    check = cli("check", "-c", str(config))
+    assert check.returncode == 2
+    assert "has no users, artists, songs, time, songplays, user_levels table" in check.stderr
+    assert "Traceback" not in check.stderr and "CatalogException" not in check.stderr
+    # Created but empty: every check passes on no rows.
+    assert cli("create-schema", "-c", str(config)).returncode == 0
+    assert cli("check", "-c", str(config)).returncode == 0

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import faults
 from ..checks import CheckResult, integrity_checks, reconciliation_check, run_checks
-from ..errors import CheckFailed, SchemaOutdated
+from ..errors import CheckFailed, SchemaMissing, SchemaOutdated
 from ..schema import (
     ALL_TABLES,
     ARTISTS,
@@ -223,14 +223,19 @@ class Destination(ABC):
                 s.execute(stmt)
             s.commit()
 
-    def check_schema(self) -> None:
-        """Fail, before anything is written, if a stored table's columns differ from ``schema.py``."""
+    def stored_tables(self) -> dict[str, list[str]]:
+        """The tables the warehouse holds in our schema (lower-case names), with their columns in order."""
         sql, params = self.dialect.columns_of(self.schema)
         with self.session() as s:
             rows = s.fetchall(sql, params)
         stored: dict[str, list[str]] = {}
         for table, column in rows:
             stored.setdefault(str(table).lower(), []).append(str(column).lower())
+        return stored
+
+    def check_schema(self) -> None:
+        """Fail, before anything is written, if a stored table's columns differ from ``schema.py``."""
+        stored = self.stored_tables()
         problems = []
         for t in ALL_TABLES:
             have = stored.get(t.name.lower())
@@ -441,6 +446,9 @@ class Destination(ABC):
             s.commit()
 
     def run_history(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest runs, newest first; none where no run has been recorded (no history table yet)."""
+        if RUNS.name.lower() not in self.stored_tables():
+            return []
         cols = RUNS.column_names
         rows = self._select(
             f'SELECT {", ".join(quote(c) for c in cols)} FROM {self._runs()} ORDER BY "started_at" DESC '
@@ -450,6 +458,13 @@ class Destination(ABC):
 
     def check(self) -> list[CheckResult]:
         """The integrity checks alone, against what is committed."""
+        stored = self.stored_tables()
+        missing = [t.name for t in TABLES if t.name.lower() not in stored]
+        if missing:
+            raise SchemaMissing(
+                f"{self.describe()} (schema {self.schema}) has no {', '.join(missing)} table: nothing has been "
+                "loaded there yet. Check warehouse.* in the config; `python -m pipeline run` creates and loads them."
+            )
         with self.session() as s:
             return run_checks(integrity_checks(self.dialect, self.schema), lambda sql: scalar(s, sql))
 

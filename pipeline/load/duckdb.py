@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from ..config import DuckDBConfig
 from ..schema import Table
 from ..sql import DUCKDB, literal, quote
 from .base import Destination, Session, StagedTable
@@ -45,7 +46,7 @@ class _DuckSession:
 class DuckDBDestination(Destination):
     dialect = DUCKDB
 
-    def __init__(self, path: str, schema: str, memory_limit: str = "1GB"):
+    def __init__(self, path: str, schema: str, memory_limit: str = DuckDBConfig.memory_limit):
         super().__init__(schema)
         self.path = path
         self.memory_limit = memory_limit
