@@ -120,7 +120,7 @@ def build(song_glob: str, log_glob: str) -> dict[str, pd.DataFrame]:
     try:
         for name, pattern, columns in (("songs", song_glob, SONG_COLUMNS), ("logs", log_glob, LOG_COLUMNS)):
             # Every file of a source deleted before a run saw it: no rows (DuckDB refuses a glob matching nothing).
-            files = pattern if glob.glob(pattern) else "/dev/null"
+            files = pattern if glob.glob(pattern, recursive=True) else "/dev/null"
             con.execute(
                 f"CREATE TEMP TABLE {name}_json AS SELECT * FROM "
                 f"read_json(?, format='newline_delimited', columns={columns})",
