@@ -63,7 +63,7 @@ report: $(RUNTIME) ## write build/report.html (analytics with charts) for the cu
 notebooks: $(SYNCED) ## open the notebooks in JupyterLab (fetched into a throwaway environment on first use)
 	$(RUN) --with jupyterlab jupyter lab notebooks/
 
-bench: $(SYNCED) ## pipeline vs hand-tuned and plain DuckDB builds, 3 runs each (SONGS=50000 EVENTS=1000000)
+bench: $(SYNCED) ## pipeline vs hand-tuned and plain DuckDB builds, 3 runs each, then a night and the light commands (SONGS=50000 EVENTS=1000000)
 	$(RUN) python -m tests.benchmarks.bench --songs $(SONGS) --events $(EVENTS)
 
 clean: ## remove build output and generated demo data (not the environment)

@@ -8,6 +8,9 @@ the kernel's own high-water mark at exit (``ru_maxrss``); the two agree unless s
 
     python tests/benchmarks/bench.py --songs 50000 --events 1000000 --repeat 3
     python tests/benchmarks/bench.py --scale      # the real sample, 15k songs, 1M and 10M events
+
+Then a night (the dataset's last log day added to a warehouse holding the others) and the commands that
+transform nothing (``--help``, ``config``, ``runs``, ``check``), timed the same way.
 """
 
 from __future__ import annotations
@@ -120,6 +123,74 @@ class Result:
 
 
 CONTENDERS = ("pipeline", "hand-tuned DuckDB", "plain DuckDB read_json")
+PIPELINE_RUN = [sys.executable, "-m", "pipeline", "run", "--json", "-q", "-c", "config.yaml"]
+
+
+def pipeline_env(songs: Path, logs: Path, tmp: str) -> dict[str, str]:
+    """The pipeline on ``songs`` and ``logs``, with its warehouse and every file it writes under ``tmp``."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "SPARKIFY__SOURCE__SONG_DATA": str(songs),
+            "SPARKIFY__SOURCE__LOG_DATA": str(logs),
+            "SPARKIFY__WAREHOUSE__DUCKDB__PATH": f"{tmp}/pipeline.duckdb",
+            "SPARKIFY__STAGING__PATH": f"{tmp}/staging",
+            "SPARKIFY__REJECTS__PATH": f"{tmp}/rejects",
+            "SPARKIFY__RUN__LOCK_PATH": f"{tmp}/run.lock",
+            "SPARKIFY__RUN__METRICS_PATH": f"{tmp}/sparkify.prom",
+            "SPARKIFY__DEMO__GENERATE_IF_EMPTY": "false",
+        }
+    )
+    return env
+
+
+def nightly(data: Path, repeat: int) -> list[Timing]:
+    """A night that adds the last log day to a warehouse already holding every earlier day (the same
+    warehouse, copied afresh for each run): what cron does every night."""
+    warm(data)
+    days = sorted((data / "log_data").rglob("*.json"))
+    tmp = tempfile.mkdtemp(prefix="sparkify-bench-nightly-")
+    try:
+        logs = Path(tmp) / "log_data"
+        logs.mkdir()
+        for day in days[:-1]:
+            (logs / day.name).symlink_to(day)
+        env = pipeline_env(data / "song_data", logs, tmp)
+        run(PIPELINE_RUN, env)  # the warehouse before the night (untimed)
+        base = f"{tmp}/before-the-night.duckdb"
+        shutil.copyfile(f"{tmp}/pipeline.duckdb", base)
+        (logs / days[-1].name).symlink_to(days[-1])
+        print(f"\n== a night: {days[-1].name} added to {len(days) - 1} days of {data.name} ==", flush=True)
+        timings = []
+        for i in range(repeat):
+            shutil.copyfile(base, f"{tmp}/pipeline.duckdb")
+            t = run(PIPELINE_RUN, env)
+            timings.append(t)
+            seconds = json.loads(t.out)["seconds"]
+            print(
+                f"  run {i + 1} nightly {t.wall:>7.2f} s  peak {t.peak_mb:>6,.0f} MB  ("
+                + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items())
+                + ")",
+                flush=True,
+            )
+        print(f"  median wall {statistics.median(t.wall for t in timings):.2f} s (target under 2 s)")
+        return timings
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def commands(repeat: int) -> None:
+    """Commands that transform nothing, on an empty warehouse: from the shell prompt back to it."""
+    tmp = tempfile.mkdtemp(prefix="sparkify-bench-commands-")
+    try:
+        env = pipeline_env(Path(tmp) / "song_data", Path(tmp) / "log_data", tmp)
+        run([sys.executable, "-m", "pipeline", "create-schema"], env)
+        print("\n== commands that transform nothing (empty warehouse; target under 0.3 s) ==", flush=True)
+        for args in (["--help"], ["config"], ["runs"], ["check"]):
+            walls = [run([sys.executable, "-m", "pipeline", *args], env).wall for _ in range(repeat)]
+            print(f"  {' '.join(args):<8} " + ", ".join(f"{w:.2f}" for w in walls) + " s", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def measure(name: str, data: Path, repeat: int) -> Result:
@@ -136,21 +207,9 @@ def measure(name: str, data: Path, repeat: int) -> Result:
                 continue  # minutes and gigabytes a run at 10M: once is enough for the yardstick
             tmp = tempfile.mkdtemp(prefix="sparkify-bench-")
             try:
-                env = dict(os.environ)
-                env.update(
-                    {
-                        "SPARKIFY__SOURCE__SONG_DATA": str(data / "song_data"),
-                        "SPARKIFY__SOURCE__LOG_DATA": str(data / "log_data"),
-                        "SPARKIFY__WAREHOUSE__DUCKDB__PATH": f"{tmp}/pipeline.duckdb",
-                        "SPARKIFY__STAGING__PATH": f"{tmp}/staging",
-                        "SPARKIFY__REJECTS__PATH": f"{tmp}/rejects",
-                        "SPARKIFY__RUN__LOCK_PATH": f"{tmp}/run.lock",
-                        "SPARKIFY__RUN__METRICS_PATH": f"{tmp}/sparkify.prom",
-                        "SPARKIFY__DEMO__GENERATE_IF_EMPTY": "false",
-                    }
-                )
+                env = pipeline_env(data / "song_data", data / "log_data", tmp)
                 if who == "pipeline":
-                    cmd = [sys.executable, "-m", "pipeline", "run", "--json", "-q", "-c", "config.yaml"]
+                    cmd = PIPELINE_RUN
                 else:
                     module = "duckdb_hand_tuned" if who.startswith("hand") else "duckdb_sql_build"
                     cmd = [sys.executable, "-m", f"tests.benchmarks.{module}", songs_glob, logs_glob, f"{tmp}/x.duckdb"]
@@ -191,6 +250,8 @@ def main() -> None:
         data = Path(args.data) if args.data else ROOT / "build" / "bench" / f"{args.songs}-{args.events}"
         ensure_data(data, args.songs, args.events)
         measure(f"{args.songs:,} songs, {args.events:,} events", data, args.repeat)
+        nightly(data, args.repeat)
+        commands(args.repeat)
         return
     sets = [("the real sample", SAMPLE, 0, 0)]
     for songs, events in ((15_000, 8_000), (50_000, 1_000_000), (100_000, 10_000_000)):
@@ -198,6 +259,8 @@ def main() -> None:
         ensure_data(folder, songs, events)
         sets.append((f"{songs:,} songs, {events:,} events", folder, songs, events))
     results = [measure(name, folder, args.repeat) for name, folder, _, _ in sets]
+    nightly(sets[2][1], args.repeat)  # a night of the 1M dataset
+    commands(args.repeat)
     print("\n| workload | pipeline (whole process) | hand-tuned DuckDB | plain DuckDB read_json | pipeline peak |")
     print("|---|---|---|---|---|")
     for r in results:
