@@ -298,20 +298,23 @@ class _Run:
 
     def execute(self) -> Summary:
         cfg, s, full = self.cfg, self.summary, self.options.full_refresh
+        engine = engine_for(cfg)
+        stager = staging.Stager(cfg.staging.path, self.run_id, self.session, retry=self.retry)
+        lookup: Future[pd.DataFrame] = Future()
         with self.timed("prepare"):
             ensure_demo_data(cfg)
             self.dest.check_schema()
             ledger = self.retry("reading the ledger", self.dest.loaded_files)
             self.ledger = ledger
-            song_fs, song_files, song_gone = self.list_source(cfg.source.song_data, SONG_SOURCE, ledger)
             log_fs, log_files, log_gone = self.list_source(cfg.source.log_data, LOG_SOURCE, ledger)
-            stored_songs = self.retry("reading the catalogue", lambda: self.dest.stored_records(SONG_RECORDS))
-        engine = engine_for(cfg)
-        stager = staging.Stager(cfg.staging.path, self.run_id, self.session, retry=self.retry)
-        # The engine may start reading the logs now, while the songs are read: a batch waits for the lookup
-        # only to be matched. Closed whatever happens, so nothing goes on parsing after a failure.
-        lookup: Future[pd.DataFrame] = Future()
-        with closing(engine.process_logs(log_fs, log_files, lookup, stager, self.timed)) as log_outcomes:
+            # The engine may start reading the logs now, while the song files are listed and read: a batch waits
+            # for the lookup only to be matched. Closed whatever happens, so nothing goes on parsing after a
+            # failure.
+            log_outcomes = engine.process_logs(log_fs, log_files, lookup, stager, self.timed)
+        with closing(log_outcomes):
+            with self.timed("prepare"):
+                song_fs, song_files, song_gone = self.list_source(cfg.source.song_data, SONG_SOURCE, ledger)
+                stored_songs = self.retry("reading the catalogue", lambda: self.dest.stored_records(SONG_RECORDS))
             new = self.song_side(engine, stager, song_fs, song_files, song_gone, stored_songs)
             lookup.set_result(new.lookup)
             del stored_songs
