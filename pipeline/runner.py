@@ -96,7 +96,8 @@ class Summary:
     def to_text(self) -> str:
         total = sum(self.seconds.values())
         lines = [f"run {self.run_id} -> {self.target} ({self.mode}): {self.status}"]
-        for src in self.files_read:
+        # Songs first, as the sources are documented, whichever was listed first.
+        for src in sorted(self.files_read, key=lambda name: name != SONG_SOURCE.name):
             lines.append(
                 f"  {src:10} {self.files_read[src]:>9,} files  {self.records_read.get(src, 0):>11,} records"
                 f"  {self.records_rejected.get(src, 0):>7,} rejected"

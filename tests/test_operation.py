@@ -35,6 +35,10 @@ def test_run_json_is_one_line_per_run_so_the_crontab_log_is_json_lines(sample_di
     lines = log.read_text().splitlines()
     assert len(lines) == 2
     assert [json.loads(line)["status"] for line in lines] == ["succeeded", "succeeded"]
+    # Without --json, the text summary the README shows: songs first, then logs, whichever was listed first.
+    text = cli("run", "-q", "-c", str(config)).stdout.splitlines()
+    assert [line.split()[0] for line in text[1:3]] == ["song_data", "log_data"]
+    assert "71 files already loaded" in text[1] and "30 files already loaded" in text[2]
 
 
 def test_a_typo_in_a_source_path_is_an_error_not_invented_data(tmp_path: Path) -> None:
