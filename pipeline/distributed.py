@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -161,7 +161,7 @@ class RayEngine(Engine):
 
     def _process(
         self, files: list[SourceFile], lookup: Future[pd.DataFrame], stager: Stager, timed: Timer
-    ) -> Iterator[BatchOutcome]:
+    ) -> Generator[BatchOutcome, None, None]:
         import ray
 
         lookup_ref = ray.put(lookup.result())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, field
@@ -116,7 +116,7 @@ class Outcomes(Iterator[BatchOutcome]):
     """A run's batch outcomes. ``close`` stops what the engine started ahead, even before the first outcome is
     asked for (a run that fails reading the song files must not leave a thread parsing logs)."""
 
-    def __init__(self, items: Iterator[BatchOutcome], started: Prefetch[Any] | None = None):
+    def __init__(self, items: Generator[BatchOutcome, None, None], started: Prefetch[Any] | None = None):
         self._items = items
         self._started = started
 
@@ -126,9 +126,7 @@ class Outcomes(Iterator[BatchOutcome]):
     def close(self) -> None:
         if self._started is not None:
             self._started.close()
-        close = getattr(self._items, "close", None)
-        if close is not None:  # a generator suspended mid-batch: its progress bar ends now, not at collection
-            close()
+        self._items.close()  # suspended mid-batch: its progress bar ends now, not at collection
 
 
 class LocalEngine(Engine):
@@ -164,7 +162,7 @@ class LocalEngine(Engine):
 
     def _process(
         self, parsed: Prefetch[Extracted], size: int, lookup: Future[pd.DataFrame], stager: Stager, timed: Timer
-    ) -> Iterator[BatchOutcome]:
+    ) -> Generator[BatchOutcome, None, None]:
         with closing(parsed), Progress("log data", total=size, unit="B") as bar:
             n = 0
             while True:

@@ -223,11 +223,14 @@ class Destination(ABC):
                 s.execute(stmt)
             s.commit()
 
-    def stored_tables(self) -> dict[str, list[str]]:
+    def stored_tables(self, session: Session | None = None) -> dict[str, list[str]]:
         """The tables the warehouse holds in our schema (lower-case names), with their columns in order."""
         sql, params = self.dialect.columns_of(self.schema)
-        with self.session() as s:
-            rows = s.fetchall(sql, params)
+        if session is None:
+            with self.session() as s:
+                rows = s.fetchall(sql, params)
+        else:
+            rows = session.fetchall(sql, params)
         stored: dict[str, list[str]] = {}
         for table, column in rows:
             stored.setdefault(str(table).lower(), []).append(str(column).lower())
@@ -447,25 +450,27 @@ class Destination(ABC):
 
     def run_history(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest runs, newest first; none where no run has been recorded (no history table yet)."""
-        if RUNS.name.lower() not in self.stored_tables():
-            return []
         cols = RUNS.column_names
-        rows = self._select(
-            f'SELECT {", ".join(quote(c) for c in cols)} FROM {self._runs()} ORDER BY "started_at" DESC '
-            f"LIMIT {int(limit)}"
-        )
+        with self.session() as s:
+            if RUNS.name.lower() not in self.stored_tables(s):
+                return []
+            rows = s.fetchall(
+                f'SELECT {", ".join(quote(c) for c in cols)} FROM {self._runs()} ORDER BY "started_at" DESC '
+                f"LIMIT {int(limit)}"
+            )
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
     def check(self) -> list[CheckResult]:
         """The integrity checks alone, against what is committed."""
-        stored = self.stored_tables()
-        missing = [t.name for t in TABLES if t.name.lower() not in stored]
-        if missing:
-            raise SchemaMissing(
-                f"{self.describe()} (schema {self.schema}) has no {', '.join(missing)} table: nothing has been "
-                "loaded there yet. Check warehouse.* in the config; `python -m pipeline run` creates and loads them."
-            )
         with self.session() as s:
+            stored = self.stored_tables(s)
+            missing = [t.name for t in TABLES if t.name.lower() not in stored]
+            if missing:
+                raise SchemaMissing(
+                    f"{self.describe()} (schema {self.schema}) has no {', '.join(missing)} table: nothing has been "
+                    "loaded there yet. Check warehouse.* in the config; `python -m pipeline run` creates and loads "
+                    "them."
+                )
             return run_checks(integrity_checks(self.dialect, self.schema), lambda sql: scalar(s, sql))
 
 
