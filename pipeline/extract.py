@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -146,12 +147,12 @@ def fetch(
             if on_progress:
                 on_progress(len(chunk))
     elif isinstance(fs, LocalFileSystem):
-        # Plain sequential open(): on a local disk a small read is a few microseconds, and both fsspec's
-        # file objects (~50 us each) and a thread pool (GIL hand-offs) made 50,000 song files 5x slower.
+        # Plain sequential system calls: on a local disk a small read is a few microseconds, and fsspec's file
+        # objects (~50 us each), a thread pool (GIL hand-offs) and even open() (a buffered file object, 9 us)
+        # cost more than the read itself: 50,000 song files 0.60 s with open(), 0.22 s with os.read.
         for n, f in enumerate(files, start=1):
             try:
-                with open(f.path, "rb") as fh:
-                    out.append(fh.read())
+                out.append(_read_local(f.path, f.size))
             except OSError as exc:
                 bad = _unreadable(exc)
                 if bad is None:
@@ -182,6 +183,21 @@ def fetch(
     return [d if isinstance(d, Unreadable) else _decompressed(f, d) for f, d in zip(files, out, strict=True)]
 
 
+def _read_local(path: str, size: int) -> bytes:
+    """A local file's bytes, read to its end whatever size the listing saw (it may have grown since)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, size + 1)
+        if len(data) <= size:
+            return data
+        chunks = [data]
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _decompressed(f: SourceFile, data: bytes) -> bytes | Unreadable:
     try:
         return _decompress(f.path, data)
@@ -189,7 +205,7 @@ def _decompressed(f: SourceFile, data: bytes) -> bytes | Unreadable:
         return Unreadable(f"cannot decompress ({compression(f.path)}): {exc}")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Segment:
     """Bytes of one file: the whole file, or a run of whole lines of a file too large for one batch."""
 
@@ -319,7 +335,7 @@ def read_batches(
 # --------------------------------------------------------------------------------------------- parse
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Piece:
     """A run of lines of one file, parsed together."""
 
@@ -487,7 +503,8 @@ def _prepare(
             if seg.unread:
                 unread.add(i)
             continue
-        if seg.whole:
+        # A whole file starting with '{' (nearly every one) is neither empty nor an array: no copy to strip it.
+        if seg.whole and data[:1] != b"{":
             stripped = data.strip()
             if not stripped:
                 rejects.append(Reject(spec.name, names[i], None, "empty file", "", len(data)))
