@@ -672,7 +672,9 @@ def _extract_prepared(spec: SourceSpec, files: Sequence[SourceFile], prepared: _
         keep = ~bad
         table = table.filter(pa.array(keep))
         file_ids, line_nos = file_ids[keep], line_nos[keep]
-    frame = _to_pandas(table)
+    # One chunk per column: the parser gives one per block, and Arrow's take and filter on a column of many
+    # chunks made the transforms of a 566,671-event batch 2.1 s instead of 1.1 s; the copy costs 0.05 s.
+    frame = _to_pandas(table.combine_chunks())
     frame[FILE_COL] = file_ids
     frame[LINE_COL] = line_nos
     if parser.rejects:

@@ -480,27 +480,34 @@ def run(cfg: Config, options: RunOptions | None = None, run_id: str | None = Non
     run_id = run_id or new_run_id()
     with single_flight(cfg.run.lock_path, run_id):
         r = _Run(cfg, options, run_id)
-        started = utcnow()
+        with r.dest.pinned():
+            return _run(r)
+
+
+def _run(r: _Run) -> Summary:
+    """The run itself, on the destination's one connection where it keeps one (DuckDB)."""
+    cfg, run_id = r.cfg, r.run_id
+    started = utcnow()
+    try:
+        r.retry("creating the schema", r.dest.create_schema)
+        abandoned = r.retry("recording the run", lambda: r.dest.start_run(run_id, started))
+        if abandoned:
+            log.warning(
+                "%d earlier run(s) had been killed mid-way; marked abandoned (their loads rolled back)", abandoned
+            )
         try:
-            r.retry("creating the schema", r.dest.create_schema)
-            abandoned = r.retry("recording the run", lambda: r.dest.start_run(run_id, started))
-            if abandoned:
-                log.warning(
-                    "%d earlier run(s) had been killed mid-way; marked abandoned (their loads rolled back)", abandoned
-                )
-            try:
-                clean_staging(cfg, r.dest, run_id)
-            except Exception as exc:  # housekeeping: it never fails a night's load
-                log.warning("could not clean up old staging folders under %s: %s", cfg.staging.path, exc)
-            summary = r.execute()
-        except BaseException as exc:
-            r.summary.status = "failed"
-            r.summary.error = logs.redact(f"{type(exc).__name__}: {exc}")
-            _record_end(r, started)
-            exc.summary = r.summary  # type: ignore[attr-defined]
-            raise
+            clean_staging(cfg, r.dest, run_id)
+        except Exception as exc:  # housekeeping: it never fails a night's load
+            log.warning("could not clean up old staging folders under %s: %s", cfg.staging.path, exc)
+        summary = r.execute()
+    except BaseException as exc:
+        r.summary.status = "failed"
+        r.summary.error = logs.redact(f"{type(exc).__name__}: {exc}")
         _record_end(r, started)
-        return summary
+        exc.summary = r.summary  # type: ignore[attr-defined]
+        raise
+    _record_end(r, started)
+    return summary
 
 
 def _record_end(r: _Run, started: datetime) -> None:

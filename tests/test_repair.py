@@ -7,6 +7,7 @@ from pathlib import Path
 
 import ftfy
 import pandas as pd
+import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -98,3 +99,16 @@ def test_a_frame_is_repaired_column_by_column_with_a_count() -> None:
     assert out["artist"].dtype == frame["artist"].dtype
     plain, none = repair_column(frame["page"])
     assert none == 0 and plain is frame["page"]
+
+
+def test_a_column_of_several_chunks_and_a_slice_are_repaired_like_one() -> None:
+    damaged = as_the_logs_carry("Sigur Rós") or ""
+    chunked = pd.Series(
+        pd.arrays.ArrowStringArray(pa.chunked_array([pa.array(["a", damaged, None]), pa.array([damaged, "b"])]))
+    )
+    out, n = repair_column(chunked)
+    assert n == 2 and out.tolist() == ["a", "Sigur Rós", pd.NA, "Sigur Rós", "b"]
+    # A slice whose own values are ASCII, over a buffer that also holds the damaged ones, is left as it is.
+    sliced = pd.Series(pd.arrays.ArrowStringArray(pa.array([damaged, "x", "y"]).slice(1)))
+    same, none = repair_column(sliced)
+    assert none == 0 and same.tolist() == ["x", "y"]

@@ -206,6 +206,11 @@ class Destination(ABC):
     def describe(self) -> str:
         return self.dialect.name
 
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """While open, a target that can keeps one connection for every session (DuckDB); others open each."""
+        yield
+
     # ------------------------------------------------------------------ shared
 
     def _t(self, table: Table) -> str:
