@@ -360,7 +360,35 @@ class _Prepared:
 
 
 def _count_lines(data: bytes) -> int:
-    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    # A batch's bytes are counted by numpy, which lets go of the GIL (bytes.count holds it: 0.16 s for 263 MB,
+    # during which the transforms on the main thread wait); a small file is counted faster in place.
+    if len(data) < 1 << 16:
+        newlines = data.count(b"\n")
+    else:
+        newlines = int(np.count_nonzero(np.frombuffer(data, np.uint8) == ord("\n")))
+    return newlines + (0 if data.endswith(b"\n") else 1)
+
+
+def _is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8, by Arrow's validation: 4x faster than a Python decode and without the GIL
+    (a decode held it for 0.2 s per 263 MB batch of the logs, which carry non-ASCII text)."""
+    if len(data) < 1 << 16:
+        return data.isascii() or _decodes(data)
+    offsets = pa.py_buffer(np.array([0, len(data)], np.int64))
+    raw = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
+    try:
+        raw.cast(pa.large_string())
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _reason(exc: Exception) -> str:
@@ -515,13 +543,9 @@ def _prepare(
                     pieces.append(piece)
                 continue
         # pyarrow does not validate UTF-8 inside string values; a bad byte would surface much later.
-        # ASCII (most logs) is checked four times faster than a full decode.
-        if not data.isascii():
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError:
-                pieces.extend(_valid_utf8_runs(seg, spec, names, rejects))
-                continue
+        if not _is_utf8(data):
+            pieces.extend(_valid_utf8_runs(seg, spec, names, rejects))
+            continue
         pieces.append(_Piece(i, seg.first_line, data, _count_lines(data)))
     # A file that could not be read weighs its size: what was read and what was lost are one total.
     return _Prepared(pieces, rejects, sum(len(seg.data) for seg in segments) + problem_bytes, unread)
