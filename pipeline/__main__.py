@@ -3,6 +3,10 @@ import logging
 import os
 import sys
 
+# numpy's OpenBLAS starts a thread per core at import, which spins after any use, taking the second core from the
+# parser; the pipeline does no linear algebra.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from .cli import main
 
 if __name__ == "__main__":

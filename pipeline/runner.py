@@ -30,6 +30,7 @@ import pandas as pd
 from . import aws, faults, logs, memory, metrics
 from . import stage as staging
 from . import transform as T
+from .ahead import Listings
 from .config import DEMO_ROOT, Config, ConfigError, is_url
 from .discover import SourceFile, discover
 from .engine import BatchOutcome, Engine, engine_for, process_batch
@@ -249,10 +250,11 @@ def ledger_frame(song_files: list[SourceFile], log_files: list[SourceFile], run_
 class _Run:
     """The state of one run, so each stage is a short method."""
 
-    def __init__(self, cfg: Config, options: RunOptions, run_id: str):
+    def __init__(self, cfg: Config, options: RunOptions, run_id: str, listings: Listings | None = None):
         self.cfg = cfg
         self.options = options
         self.run_id = run_id
+        self.listings = listings
         self.ledger: dict[str, tuple[str, int, str]] = {}
         self.dest: Destination = destination_for(cfg)
         self.summary = Summary(
@@ -274,7 +276,16 @@ class _Run:
         self, url: str, spec: SourceSpec, ledger: dict[str, tuple[str, int, str]]
     ) -> tuple[Any, list[SourceFile], list[str]]:
         """The source's files this run reads, and the loaded files of this source that it no longer lists."""
-        fs, files = self.retry(f"listing {url}", lambda: discover(url, self.cfg.storage_options()))
+        ahead = self.listings.first_attempt(url) if self.listings else None
+
+        def list_once() -> tuple[Any, list[SourceFile]]:
+            nonlocal ahead
+            if ahead is not None:
+                first, ahead = ahead, None
+                return first()
+            return discover(url, self.cfg.storage_options())
+
+        fs, files = self.retry(f"listing {url}", list_once)
         chosen, skipped = select_files(files, ledger, self.options, windowed=spec is LOG_SOURCE)
         listed = {f.url for f in files}
         gone = sorted(u for u, (source, _, _) in ledger.items() if source == spec.name and u not in listed)
@@ -469,8 +480,12 @@ class _Run:
             )
 
 
-def run(cfg: Config, options: RunOptions | None = None, run_id: str | None = None) -> Summary:
-    """Run the pipeline once, holding the run lock. Raises on failure, with ``summary`` attached."""
+def run(
+    cfg: Config, options: RunOptions | None = None, run_id: str | None = None, listings: Listings | None = None
+) -> Summary:
+    """Run the pipeline once, holding the run lock. Raises on failure, with ``summary`` attached.
+
+    ``listings`` are the sources' listings begun ahead (``ahead.list_ahead``); without them the run lists."""
     options = options or RunOptions()
     if options.full_refresh and (options.since or options.until):
         raise ConfigError(
@@ -479,7 +494,7 @@ def run(cfg: Config, options: RunOptions | None = None, run_id: str | None = Non
         )
     run_id = run_id or new_run_id()
     with single_flight(cfg.run.lock_path, run_id):
-        r = _Run(cfg, options, run_id)
+        r = _Run(cfg, options, run_id, listings)
         with r.dest.pinned():
             return _run(r)
 
