@@ -327,13 +327,13 @@ class _Run:
             with self.timed("prepare"):
                 song_fs, song_files, song_gone = self.list_source(cfg.source.song_data, SONG_SOURCE, ledger)
                 stored_songs = self.retry("reading the catalogue", lambda: self.dest.stored_records(SONG_RECORDS))
-            new = self.song_side(engine, stager, song_fs, song_files, song_gone, stored_songs)
-            lookup.set_result(new.lookup)
+            song_lookup = self.song_side(engine, stager, song_fs, song_files, song_gone, stored_songs)
+            lookup.set_result(song_lookup)
             del stored_songs
             partials = RunPartials(
                 users=T.empty_users_partial(),
                 level_points=T.empty_points(),
-                lookup=new.lookup,
+                lookup=song_lookup,
                 # Records derived again in one go: about a batch's worth (a log event is 300-400 bytes of JSON).
                 chunk_records=max(10_000, cfg.source.batch_bytes // 400),
                 # Files loaded before and read again: only then can stored records be replaced.
@@ -341,7 +341,7 @@ class _Run:
             )
             outcomes: Iterator[BatchOutcome] = log_outcomes
             if full and log_gone:
-                outcomes = itertools.chain(outcomes, self.kept_log_batches(log_gone, new.lookup, stager))
+                outcomes = itertools.chain(outcomes, self.kept_log_batches(log_gone, song_lookup, stager))
             for outcome in outcomes:
                 self.count(LOG_SOURCE.name, outcome.records, outcome.rejects, outcome.bytes_read, outcome.unread)
                 self.summary.fields_repaired += outcome.repaired
@@ -399,8 +399,8 @@ class _Run:
         song_files: list[SourceFile],
         song_gone: list[str],
         stored_songs: pd.DataFrame,
-    ) -> T.Catalogue:
-        """Read the run's song files, stage what they change in the catalogue, and return the catalogue."""
+    ) -> pd.DataFrame:
+        """Read the run's song files, stage what they change in the catalogue, and return its lookup."""
         full = self.options.full_refresh
         # Songs first, in one batch: the catalogue is small, every log batch needs its lookup, and a run that
         # changes it must match stored plays again.
@@ -414,6 +414,11 @@ class _Run:
             song_x.bytes_read,
             [song_x.files[i].url for i in sorted(song_x.unread)],
         )
+        if not song_files and not full:
+            # No song file read: the catalogue is the stored one and nothing in it changes; the run needs only its
+            # lookup (50,000 songs: 0.09 s, against 0.19 s for songs, artists and lookup).
+            with self.timed("transform"):
+                return T.song_lookup(T.records_frame(stored_songs, SONG_SOURCE)[0])
         with self.timed("transform"):
             fresh = T.song_records(song_x.frame, [f.url for f in song_x.files])
             if full:
@@ -427,8 +432,7 @@ class _Run:
                 current = T.concat([stored_songs.loc[~_from_files(stored_songs, reread)], fresh])
                 staged_records = fresh
                 old = T.catalogue(T.records_frame(stored_songs, SONG_SOURCE)[0])
-            # No song file read: the catalogue is the stored one, and nothing in it changes.
-            new = T.catalogue(T.records_frame(current, SONG_SOURCE)[0]) if song_files or full else old
+            new = T.catalogue(T.records_frame(current, SONG_SOURCE)[0])
             changes = T.catalogue_changes(new, old)
         with self.timed("stage"):
             stager.add(
@@ -441,7 +445,7 @@ class _Run:
                     LOOKUP_CHANGES.name: changes.lookup,
                 }
             )
-        return new
+        return new.lookup
 
     def kept_log_batches(self, urls: list[str], lookup: pd.DataFrame, stager: staging.Stager) -> Iterator[BatchOutcome]:
         """A full refresh's log files that have left the source: their kept records, through the same batches."""

@@ -236,14 +236,6 @@ class CatalogueChanges:
 
 
 def catalogue_changes(new: Catalogue, old: Catalogue) -> CatalogueChanges:
-    if new is old:  # a night with no song file: comparing 50,000 songs with themselves took 0.4 s
-        return CatalogueChanges(
-            songs=new.songs.iloc[:0],
-            songs_gone=new.songs.iloc[:0][["song_id"]],
-            artists=new.artists.iloc[:0],
-            artists_gone=new.artists.iloc[:0][["artist_id"]],
-            lookup=_conform(new.lookup.iloc[:0], LOOKUP_CHANGES).astype(new.lookup.dtypes.to_dict()),
-        )
     songs_upsert, songs_gone = _changed(new.songs, old.songs, ["song_id"])
     artists_upsert, artists_gone = _changed(new.artists, old.artists, ["artist_id"])
     lookup_upsert, lookup_gone = _changed(new.lookup, old.lookup, LOOKUP_KEY)

@@ -417,7 +417,11 @@ class Destination(ABC):
             import pandas as pd
 
             return pd.DataFrame([list(r) for r in rows], columns=table.column_names)
-        return self.query(sql + ' ORDER BY "file", "line"')
+        return self._records_query(sql + ' ORDER BY "file", "line"')
+
+    def _records_query(self, sql: str) -> pd.DataFrame:
+        """Kept records as a frame (a target may give them typed as the parser does, saving conversions)."""
+        return self.query(sql)
 
     def _runs(self) -> str:
         return self._t(RUNS)
