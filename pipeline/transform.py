@@ -387,6 +387,32 @@ def _points_frame(user: np.ndarray, ts: np.ndarray, level: np.ndarray) -> pd.Dat
     )
 
 
+def _by_user_then_time(user: np.ndarray, ts: np.ndarray, session: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """Positions ordering rows by (user, ts, session, item).
+
+    (user, ts) as one integer key, sorted once; only rows that share a key (events in the same millisecond:
+    few) are then ordered by session and item. A four-key lexsort took 0.13 s of a 566,671-event batch, this
+    0.05 s."""
+    n = len(user)
+    lo, span = (int(ts.min()), int(ts.max()) - int(ts.min()) + 1) if n else (0, 1)
+    if not n or (int(user.max()) + 1) * span >= 2**62:
+        return np.lexsort((item, session, ts, user))
+    key = user.astype(np.int64) * span + (ts - lo)
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    same = ordered[1:] == ordered[:-1]
+    if same.any():
+        tied = np.zeros(n, dtype=bool)
+        tied[1:] |= same
+        tied[:-1] |= same
+        at = np.flatnonzero(tied)
+        rows = order[at]
+        # Tied rows form runs of one key each, already in key order: sorting them by key, session and item
+        # reorders each run in place.
+        order[at] = rows[np.lexsort((item[rows], session[rows], key[rows]))]
+    return order
+
+
 def level_points(events: pd.DataFrame) -> pd.DataFrame:
     """The points of each known user's level history, from deduplicated events of any page.
 
@@ -402,7 +428,7 @@ def level_points(events: pd.DataFrame) -> pd.DataFrame:
     item = events["itemInSession"].to_numpy("int64", na_value=-1)[known]
     # Levels as codes (factorized in Arrow): turning 5M Arrow strings into Python objects and back took 2 s.
     level, levels = pd.factorize(events["level"][known])
-    order = np.lexsort((item, session, ts, user_codes))
+    order = _by_user_then_time(user_codes, ts, session, item)
     user_codes, ts, level = user_codes[order], ts[order], level[order]
     last_at_ts = np.ones(len(ts), dtype=bool)
     last_at_ts[:-1] = (user_codes[1:] != user_codes[:-1]) | (ts[1:] != ts[:-1])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pipeline import ahead
 from pipeline.ahead import Listings, list_ahead
 from pipeline.config import DEMO_ROOT, load_config
 from pipeline.discover import SourceError, discover
@@ -24,12 +27,18 @@ def test_a_listing_made_ahead_is_the_listing_and_is_used_once(sample_dir: Path) 
     assert listings.first_attempt(str(sample_dir / "song_data")) is None
 
 
-def test_an_error_met_ahead_is_raised_by_the_first_attempt(tmp_path: Path) -> None:
-    url = str(tmp_path / "missing")
-    first = Listings([url], {}).first_attempt(url)
-    assert first is not None
+@pytest.mark.parametrize("how", ["forked process", "thread"])
+def test_both_listers_give_the_listing_and_the_error(how: str, sample_dir: Path, tmp_path: Path) -> None:
+    good, missing = str(sample_dir / "song_data"), str(tmp_path / "missing")
+    futures: dict[str, Future[Any]] = {good: Future(), missing: Future()}
+    if how == "forked process":
+        ahead._fork_lister(dict(futures))
+    else:
+        ahead._list(list(futures.items()), {})
+    _, files = futures[good].result(timeout=60)
+    assert files == discover(good)[1] and len(files) == 71
     with pytest.raises(SourceError, match="not found"):
-        first()
+        futures[missing].result(timeout=60)
 
 
 def test_the_demo_folders_are_not_listed_before_the_demo_is_generated(tmp_path: Path, sample_dir: Path) -> None:
