@@ -154,19 +154,22 @@ def nightly(data: Path, repeat: int) -> list[Timing]:
         logs = Path(tmp) / "log_data"
         logs.mkdir()
         for day in days[:-1]:
-            (logs / day.name).symlink_to(day)
+            (logs / day.name).symlink_to(day.resolve())  # absolute: a relative target would dangle here
         env = pipeline_env(data / "song_data", logs, tmp)
         run(PIPELINE_RUN, env)  # the warehouse before the night (untimed)
         base = f"{tmp}/before-the-night.duckdb"
         shutil.copyfile(f"{tmp}/pipeline.duckdb", base)
-        (logs / days[-1].name).symlink_to(days[-1])
+        (logs / days[-1].name).symlink_to(days[-1].resolve())
         print(f"\n== a night: {days[-1].name} added to {len(days) - 1} days of {data.name} ==", flush=True)
         timings = []
         for i in range(repeat):
             shutil.copyfile(base, f"{tmp}/pipeline.duckdb")
             t = run(PIPELINE_RUN, env)
             timings.append(t)
-            seconds = json.loads(t.out)["seconds"]
+            summary = json.loads(t.out)
+            if summary["files_read"].get("log_data") != 1 or not summary["records_read"].get("log_data"):
+                sys.exit(f"the night read {summary['files_read']} files, not the day added: {t.out}")
+            seconds = summary["seconds"]
             print(
                 f"  run {i + 1} nightly {t.wall:>7.2f} s  peak {t.peak_mb:>6,.0f} MB  ("
                 + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items())
