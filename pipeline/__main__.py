@@ -3,14 +3,6 @@ import logging
 import os
 import sys
 
-# numpy's OpenBLAS starts a thread per core at import, which spins after any use, taking the second core from the
-# parser; the pipeline does no linear algebra.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-# pyarrow's default allocator (mimalloc) hands large freed buffers back to the system and takes fresh ones for
-# the next batch, which the kernel must zero: at 1M events, 5.3-7.6 s of system time with it, 3.6-4.5 s with
-# the C library's allocator, which reuses them (memory.release trims what is left after each batch).
-os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-
 from .cli import main
 
 if __name__ == "__main__":

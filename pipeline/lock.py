@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,12 @@ from pathlib import Path
 
 from .errors import AlreadyRunning
 
-__all__ = ["AlreadyRunning", "single_flight"]
+__all__ = ["AlreadyRunning", "new_run_id", "single_flight"]
+
+
+def new_run_id() -> str:
+    """When the run started (UTC) and a random suffix: sortable, and unique across hosts."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from contextlib import AbstractContextManager, closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
@@ -39,7 +39,7 @@ from .extract import Extracted, Reject
 from .generate import generate, is_empty
 from .load import destination_for
 from .load.base import Destination
-from .lock import single_flight
+from .lock import new_run_id, single_flight
 from .reconcile import RunPartials, reconciler
 from .retry import with_retries
 from .schema import EVENT_RECORDS, LOADED_FILES, LOOKUP_CHANGES, RUN_FILES, SONG_RECORDS
@@ -131,10 +131,6 @@ class Summary:
         if self.error:
             lines.append(f"  error: {self.error}")
         return "\n".join(lines)
-
-
-def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def _from_files(records: pd.DataFrame, urls: Iterable[str]) -> np.ndarray:
@@ -282,7 +278,10 @@ class _Run:
             nonlocal ahead
             if ahead is not None:
                 first, ahead = ahead, None
-                return first()
+                listed = first()
+                if listed is not None:
+                    log.debug("%s: listed while the run started", spec.name)
+                    return listed
             return discover(url, self.cfg.storage_options())
 
         fs, files = self.retry(f"listing {url}", list_once)
@@ -313,7 +312,9 @@ class _Run:
         engine = engine_for(cfg)
         stager = staging.Stager(cfg.staging.path, self.run_id, self.session, retry=self.retry)
         lookup: Future[pd.DataFrame] = Future()
-        with self.timed("prepare"):
+        # What the run reads from the warehouse before the load, on one connection, closed before the batches:
+        # a DuckDB file is held by one process at a time, and readers can use it until the load.
+        with self.timed("prepare"), self.dest.pinned():
             ensure_demo_data(cfg)
             self.dest.check_schema()
             ledger = self.retry("reading the ledger", self.dest.loaded_files)
@@ -323,10 +324,14 @@ class _Run:
             # for the lookup only to be matched. Closed whatever happens, so nothing goes on parsing after a
             # failure.
             log_outcomes = engine.process_logs(log_fs, log_files, lookup, stager, self.timed)
+            try:
+                stored_songs = self.retry("reading the catalogue", lambda: self.dest.stored_records(SONG_RECORDS))
+            except BaseException:
+                log_outcomes.close()
+                raise
         with closing(log_outcomes):
             with self.timed("prepare"):
                 song_fs, song_files, song_gone = self.list_source(cfg.source.song_data, SONG_SOURCE, ledger)
-                stored_songs = self.retry("reading the catalogue", lambda: self.dest.stored_records(SONG_RECORDS))
             song_lookup = self.song_side(engine, stager, song_fs, song_files, song_gone, stored_songs)
             lookup.set_result(song_lookup)
             del stored_songs
@@ -485,11 +490,17 @@ class _Run:
 
 
 def run(
-    cfg: Config, options: RunOptions | None = None, run_id: str | None = None, listings: Listings | None = None
+    cfg: Config,
+    options: RunOptions | None = None,
+    run_id: str | None = None,
+    listings: Listings | None = None,
+    locked: bool = False,
 ) -> Summary:
     """Run the pipeline once, holding the run lock. Raises on failure, with ``summary`` attached.
 
-    ``listings`` are the sources' listings begun ahead (``ahead.list_ahead``); without them the run lists."""
+    ``listings`` are the sources' listings begun ahead (``ahead.list_ahead``); without them the run lists.
+    ``locked``: the caller holds the run lock already, for ``run_id`` (the command line takes it before it lists
+    ahead)."""
     options = options or RunOptions()
     if options.full_refresh and (options.since or options.until):
         raise ConfigError(
@@ -497,10 +508,8 @@ def run(
             "(that would leave the warehouse holding one window). Back-fill a window with --since/--until alone."
         )
     run_id = run_id or new_run_id()
-    with single_flight(cfg.run.lock_path, run_id):
-        r = _Run(cfg, options, run_id, listings)
-        with r.dest.pinned():
-            return _run(r)
+    with nullcontext() if locked else single_flight(cfg.run.lock_path, run_id):
+        return _run(_Run(cfg, options, run_id, listings))
 
 
 def _run(r: _Run) -> Summary:
@@ -508,16 +517,17 @@ def _run(r: _Run) -> Summary:
     cfg, run_id = r.cfg, r.run_id
     started = utcnow()
     try:
-        r.retry("creating the schema", r.dest.create_schema)
-        abandoned = r.retry("recording the run", lambda: r.dest.start_run(run_id, started))
-        if abandoned:
-            log.warning(
-                "%d earlier run(s) had been killed mid-way; marked abandoned (their loads rolled back)", abandoned
-            )
-        try:
-            clean_staging(cfg, r.dest, run_id)
-        except Exception as exc:  # housekeeping: it never fails a night's load
-            log.warning("could not clean up old staging folders under %s: %s", cfg.staging.path, exc)
+        with r.dest.pinned():
+            r.retry("creating the schema", r.dest.create_schema)
+            abandoned = r.retry("recording the run", lambda: r.dest.start_run(run_id, started))
+            if abandoned:
+                log.warning(
+                    "%d earlier run(s) had been killed mid-way; marked abandoned (their loads rolled back)", abandoned
+                )
+            try:
+                clean_staging(cfg, r.dest, run_id)
+            except Exception as exc:  # housekeeping: it never fails a night's load
+                log.warning("could not clean up old staging folders under %s: %s", cfg.staging.path, exc)
         summary = r.execute()
     except BaseException as exc:
         r.summary.status = "failed"

@@ -807,7 +807,7 @@ def records_frame(records: pd.DataFrame, spec: SourceSpec) -> tuple[pd.DataFrame
             out[f.name] = out[f.name].astype("float64")
     if "file" not in records:
         return out.reset_index(drop=True), []
-    codes, urls = pd.factorize(records["file"].astype(str))
+    codes, urls = pd.factorize(records["file"])
     out[FILE_COL] = codes.astype("int32")
     out[LINE_COL] = records["line"].to_numpy("int32")
     return out.reset_index(drop=True), [str(u) for u in urls]

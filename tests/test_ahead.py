@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from pipeline.ahead import Listings, list_ahead
 from pipeline.config import DEMO_ROOT, load_config
 from pipeline.discover import SourceError, discover
 
-from .helpers import write_config
+from .helpers import cli, write_config
 
 
 def test_a_listing_made_ahead_is_the_listing_and_is_used_once(sample_dir: Path) -> None:
@@ -39,6 +40,23 @@ def test_both_listers_give_the_listing_and_the_error(how: str, sample_dir: Path,
     assert files == discover(good)[1] and len(files) == 71
     with pytest.raises(SourceError, match="not found"):
         futures[missing].result(timeout=60)
+
+
+def test_a_helper_that_dies_leaves_the_listing_to_the_run(sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.discover
+
+    monkeypatch.setattr(pipeline.discover, "discover", lambda *a, **k: os._exit(3))  # the child dies listing
+    future: Future[Any] = Future()
+    assert ahead._fork_lister({str(sample_dir / "song_data"): future}) is not None
+    assert future.result(timeout=60) is None, "no error of the helper's own: the run lists itself"
+
+
+def test_a_run_takes_the_listings_made_ahead(sample_dir: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
+    proc = cli("run", "-v", "-c", str(config))
+    assert proc.returncode == 0, proc.stderr
+    for source in ("log_data", "song_data"):
+        assert f"{source}: listed while the run started" in proc.stderr
 
 
 def test_the_demo_folders_are_not_listed_before_the_demo_is_generated(tmp_path: Path, sample_dir: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pipeline.sources import LOG_SOURCE, SONG_SOURCE
 
 from .conftest import event, jsonl, parse_lines, song
@@ -122,3 +124,24 @@ def test_many_small_files_and_big_ones_keep_their_lines_across_parse_groups() ->
     assert x.rejects == [] and len(x.frame) == 50 * 3 + 45_000
     assert (x.frame["_line"] == x.frame["itemInSession"] + 1).all()
     assert x.frame.groupby("_file").size().tolist() == [45_000] + [3] * 50  # big.json sorts first
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"\xff\xfe", b"\xed\xa0\x80", b"\xc0\xaf", b"\xe2\x82"],
+    ids=["invalid byte", "surrogate", "overlong", "truncated sequence"],
+)
+def test_invalid_utf8_in_a_large_file_is_found_like_in_a_small_one(bad: bytes) -> None:
+    # Above 64 KiB a file's UTF-8 is checked by Arrow, without the interpreter; below, by Python's decoder.
+    def utf8(record: dict[str, object]) -> bytes:
+        return json.dumps(record, ensure_ascii=False).encode()
+
+    good = [utf8(event(itemInSession=i, song="Björk ✓")) for i in range(400)]
+    damaged = utf8(event(itemInSession=999, song="x")).replace(b'"x"', b'"' + bad + b'"')
+    body = b"\n".join([*good[:200], damaged, *good[200:]])
+    assert len(body) > 1 << 16
+    x = parse_lines(LOG_SOURCE, {A: body})
+    assert len(x.frame) == 400 and sorted(x.frame["itemInSession"]) == list(range(400))
+    assert set(x.frame["song"]) == {"Björk ✓"}
+    [r] = x.rejects
+    assert r.line == 201 and "UTF-8" in r.reason

@@ -108,7 +108,11 @@ def test_a_column_of_several_chunks_and_a_slice_are_repaired_like_one() -> None:
     )
     out, n = repair_column(chunked)
     assert n == 2 and out.tolist() == ["a", "Sigur Rós", pd.NA, "Sigur Rós", "b"]
-    # A slice whose own values are ASCII, over a buffer that also holds the damaged ones, is left as it is.
+    # A slice whose own values are ASCII, over a buffer that also holds the damaged ones, is left as it is;
+    # a slice that starts past ASCII values and holds a damaged one is repaired.
     sliced = pd.Series(pd.arrays.ArrowStringArray(pa.array([damaged, "x", "y"]).slice(1)))
     same, none = repair_column(sliced)
     assert none == 0 and same.tolist() == ["x", "y"]
+    tail = pd.Series(pd.arrays.ArrowStringArray(pa.array(["x", "y", damaged]).slice(2)))
+    fixed, one = repair_column(tail)
+    assert one == 1 and fixed.tolist() == ["Sigur Rós"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline import transform as T
 from pipeline.schema import ARTISTS, SONGPLAYS, SONGS, TIME, USERS
@@ -171,3 +174,29 @@ def test_transforms_do_not_modify_their_inputs() -> None:
     before = ev.copy()
     T.build_star(songs_frame(song()), ev)
     pd.testing.assert_frame_equal(ev, before)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.sampled_from([-1, 1541105830796, 1541105830797, 1541105890796]),
+            st.integers(-1, 2),
+            st.integers(-1, 2),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.booleans(),
+)
+def test_events_are_ordered_by_user_time_session_and_item_like_a_four_key_sort(
+    rows: list[tuple[int, int, int, int]], huge_span: bool
+) -> None:
+    user, ts, session, item = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
+    if huge_span:  # (user, ts) no longer fits one integer: the four-key sort itself
+        ts = np.where(ts == -1, -(2**61), ts)
+    expected = np.lexsort((item, session, ts, user))
+    got = T._by_user_then_time(user, ts, session, item)
+    key = np.stack([user, ts, session, item], axis=1)
+    assert key[got].tolist() == key[expected].tolist()
+    assert sorted(got.tolist()) == list(range(len(rows)))

@@ -187,7 +187,7 @@ class Destination(ABC):
     @abstractmethod
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """An open connection, closed on exit."""
+        """An open connection, closed on exit (while ``pinned``, the one connection, closed when the pin ends)."""
 
     @abstractmethod
     def stage_into(self, session: Session, staged: StagedTable, temp_name: str) -> None:
@@ -404,24 +404,22 @@ class Destination(ABC):
 
     def stored_records(self, table: Table, files: Sequence[str] | None = None) -> pd.DataFrame:
         """Kept source records (``schema.RECORDS``), all of them or those of ``files``, in file and line order."""
+        if files is None:
+            return self._records_query(table, ' ORDER BY "file", "line"')
+        if not files:
+            return self._records_query(table, " WHERE 1 = 0")
+        marks = ", ".join([self.dialect.param] * len(files))
+        return self._records_query(table, f' WHERE "file" IN ({marks}) ORDER BY "file", "line"', list(files))
+
+    def _records_query(self, table: Table, rest: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """``table``'s rows selected by ``rest`` (WHERE and ORDER BY), as a frame (a target may type them as
+        the parser does, saving conversions)."""
+        import pandas as pd
+
         cols = ", ".join(quote(c) for c in table.column_names)
-        sql = f"SELECT {cols} FROM {self._t(table)}"
-        if files is not None:
-            if not files:
-                return self.query(sql + " WHERE 1 = 0")
-            p = self.dialect.param
-            with self.session() as s:
-                rows = s.fetchall(
-                    sql + f' WHERE "file" IN ({", ".join([p] * len(files))}) ORDER BY "file", "line"', list(files)
-                )
-            import pandas as pd
-
-            return pd.DataFrame([list(r) for r in rows], columns=table.column_names)
-        return self._records_query(sql + ' ORDER BY "file", "line"')
-
-    def _records_query(self, sql: str) -> pd.DataFrame:
-        """Kept records as a frame (a target may give them typed as the parser does, saving conversions)."""
-        return self.query(sql)
+        with self.session() as s:
+            rows = s.fetchall(f"SELECT {cols} FROM {self._t(table)}{rest}", params)
+        return pd.DataFrame([list(r) for r in rows], columns=table.column_names)
 
     def _runs(self) -> str:
         return self._t(RUNS)

@@ -71,3 +71,22 @@ def test_the_same_events_in_an_overlapping_file_add_only_new_rows(tmp_path: Path
 def test_schema_name_is_validated(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a valid identifier"):
         DuckDBDestination(str(tmp_path / "wh.duckdb"), 'main"; DROP TABLE users; --')
+
+
+def test_a_failed_statement_on_the_runs_one_connection_leaves_nothing_open(tmp_path: Path) -> None:
+    dest = DuckDBDestination(str(tmp_path / "wh.duckdb"), "main")
+    dest.create_schema()
+    with dest.pinned():
+        with pytest.raises(Exception, match="no_such_table"), dest.session() as s:
+            s.begin()
+            s.execute(
+                'INSERT INTO "main"."_sparkify_runs" ("run_id", "started_at", "status") '
+                "VALUES ('r1', TIMESTAMP '2026-11-30 00:00:00', 'running')"
+            )
+            s.execute("SELECT * FROM no_such_table")
+        # The next session is a new connection with no transaction left open, and nothing of the failed one.
+        with dest.session() as s:
+            s.begin()
+            assert s.fetchall('SELECT COUNT(*) FROM "main"."_sparkify_runs"') == [(0,)]
+            s.commit()
+    assert dest.run_history() == []
