@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +146,13 @@ def test_invalid_utf8_in_a_large_file_is_found_like_in_a_small_one(bad: bytes) -
     assert set(x.frame["song"]) == {"Björk ✓"}
     [r] = x.rejects
     assert r.line == 201 and "UTF-8" in r.reason
+
+
+def test_a_local_file_is_read_whole_whatever_size_the_listing_saw(tmp_path: Path) -> None:
+    from pipeline.extract import _read_local
+
+    body = b"".join(b'{"n": %d}\n' % i for i in range(100_000))
+    path = tmp_path / "day.json"
+    path.write_bytes(body)
+    for listed in (len(body), 10, len(body) + 5_000, 0):  # as listed, grown since, shrunk since, empty then
+        assert _read_local(str(path), listed) == body
