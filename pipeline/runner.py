@@ -282,6 +282,7 @@ class _Run:
                 if listed is not None:
                     log.debug("%s: listed while the run started", spec.name)
                     return listed
+                log.debug("%s: not listed ahead after all: listing now", spec.name)
             return discover(url, self.cfg.storage_options())
 
         fs, files = self.retry(f"listing {url}", list_once)
@@ -316,7 +317,9 @@ class _Run:
         # a DuckDB file is held by one process at a time, and readers can use it until the load.
         with self.timed("prepare"), self.dest.pinned():
             ensure_demo_data(cfg)
-            self.dest.check_schema()
+            # A connection of its own since the bookkeeping's closed: retried like that one (a notebook may hold
+            # the file in between).
+            self.retry("checking the schema", self.dest.check_schema)
             ledger = self.retry("reading the ledger", self.dest.loaded_files)
             self.ledger = ledger
             log_fs, log_files, log_gone = self.list_source(cfg.source.log_data, LOG_SOURCE, ledger)

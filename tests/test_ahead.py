@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -65,3 +66,52 @@ def test_the_demo_folders_are_not_listed_before_the_demo_is_generated(tmp_path: 
     elsewhere = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
     listings = list_ahead(load_config(elsewhere))
     assert listings is not None and listings.first_attempt(str(sample_dir / "song_data")) is not None
+
+
+def _slow_discover(*args: Any, **kwargs: Any) -> Any:
+    import time
+
+    time.sleep(3)
+    return discover(*args, **kwargs)
+
+
+def test_the_helper_keeps_no_copy_of_the_run_lock(
+    sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+    import time
+
+    import pipeline.discover
+
+    lock = os.open(tmp_path / "run.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    monkeypatch.setattr(pipeline.discover, "discover", _slow_discover)  # the helper is still listing below
+    future: Future[Any] = Future()
+    helper = ahead._fork_lister({str(sample_dir / "song_data"): future})
+    assert helper is not None
+    time.sleep(0.5)
+    os.close(lock)  # the run dies: the kernel must release its lock at once, not when the helper ends
+    again = os.open(tmp_path / "run.lock", os.O_RDWR)
+    try:
+        fcntl.flock(again, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(again)
+    assert not future.done(), "the helper was still listing"
+    helper.stop()
+    assert future.result(timeout=60) is None, "stopped: the run lists itself"
+
+
+def test_what_the_helper_does_not_read_is_said_by_the_run(
+    sample_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = tmp_path / "logs"
+    shutil.copytree(sample_dir / "log_data", src)
+    (src / "_SUCCESS").write_text("")
+    future: Future[Any] = Future()
+    with caplog.at_level("WARNING", logger="pipeline.discover"):
+        assert ahead._fork_lister({str(src): future}) is not None
+        _, files = future.result(timeout=60)
+    assert len(files) == 30
+    # Said in this process (where the progress bar and the log handlers are), not by the helper.
+    [said] = [r for r in caplog.records if "_SUCCESS" in r.getMessage()]
+    assert said.name == "pipeline.discover" and "a hidden or marker file" in said.getMessage()
