@@ -77,15 +77,20 @@ def test_a_failed_statement_on_the_runs_one_connection_leaves_nothing_open(tmp_p
     dest = DuckDBDestination(str(tmp_path / "wh.duckdb"), "main")
     dest.create_schema()
     with dest.pinned():
-        with pytest.raises(Exception, match="no_such_table"), dest.session() as s:
+        with pytest.raises(Exception, match="no_such_table"), dest.session() as first:
+            s = first
             s.begin()
             s.execute(
                 'INSERT INTO "main"."_sparkify_runs" ("run_id", "started_at", "status") '
                 "VALUES ('r1', TIMESTAMP '2026-11-30 00:00:00', 'running')"
             )
             s.execute("SELECT * FROM no_such_table")
-        # The next session is a new connection with no transaction left open, and nothing of the failed one.
+        # The next session is a new connection with no transaction left open, and nothing of the failed one;
+        # the failed one is closed (a DuckDB error may have left its database unusable).
         with dest.session() as s:
+            assert s is not first
+            with pytest.raises(Exception, match="closed"):
+                first.fetchall("SELECT 1")
             s.begin()
             assert s.fetchall('SELECT COUNT(*) FROM "main"."_sparkify_runs"') == [(0,)]
             s.commit()
