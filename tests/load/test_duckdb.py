@@ -95,3 +95,42 @@ def test_a_failed_statement_on_the_runs_one_connection_leaves_nothing_open(tmp_p
             assert s.fetchall('SELECT COUNT(*) FROM "main"."_sparkify_runs"') == [(0,)]
             s.commit()
     assert dest.run_history() == []
+
+
+_OPEN_ELSEWHERE = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])  # read-write: what a notebook's connect() asks for
+print(con.execute("SELECT COUNT(*) FROM songs").fetchone()[0])
+con.close()
+"""
+
+
+def test_another_process_can_open_the_warehouse_while_a_run_transforms(
+    sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from pipeline import reconcile
+
+    config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
+    run_here(config)
+    songs = len(read_tables(tmp_path / "wh.duckdb")["songs"])
+    opened: list[subprocess.CompletedProcess[str]] = []
+    add = reconcile.RunPartials.add
+
+    def add_and_open_elsewhere(self: reconcile.RunPartials, *args: object) -> None:
+        # Between two stretches of the run's own work on the file: a batch being transformed.
+        opened.append(
+            subprocess.run(
+                [sys.executable, "-c", _OPEN_ELSEWHERE, str(tmp_path / "wh.duckdb")], capture_output=True, text=True
+            )
+        )
+        add(self, *args)
+
+    monkeypatch.setattr(reconcile.RunPartials, "add", add_and_open_elsewhere)
+    run_here(config, full_refresh=True)
+    assert opened, "no batch was transformed"
+    for proc in opened:
+        assert proc.returncode == 0, proc.stderr
+        assert int(proc.stdout) == songs
