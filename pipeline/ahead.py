@@ -68,16 +68,20 @@ class Listings:
 
 
 def _list(jobs: list[tuple[str, Future[Listing | None]]], storage_options: dict[str, Any]) -> None:
-    from .discover import discover
+    try:
+        from .discover import discover
 
-    for url, future in jobs:
-        try:
-            future.set_result(discover(url, storage_options))
-        except Exception as exc:  # the run's own first attempt raises it: retried, or reported, as ever
-            future.set_exception(exc)
-        except BaseException:
-            future.set_result(None)
-            raise
+        for url, future in jobs:
+            try:
+                future.set_result(discover(url, storage_options))
+            except Exception as exc:  # the run's own first attempt raises it: retried, or reported, as ever
+                future.set_exception(exc)
+    except Exception as exc:
+        log.debug("could not list ahead (%s): the run lists itself", exc)
+    finally:  # whatever stopped this thread, the run never waits on a listing nobody makes
+        for _, future in jobs:
+            if not future.done():
+                future.set_result(None)
 
 
 class _Helper:
@@ -89,12 +93,18 @@ class _Helper:
         self._reaped = False
 
     def stop(self) -> None:
+        """Ask the helper to end now (the run no longer needs what it lists); it may still be listing."""
         with self._lock:
             if not self._reaped:  # alive, or a zombie still ours: the signal cannot reach anyone else
                 with contextlib.suppress(OSError):
                     os.kill(self.pid, signal.SIGTERM)
 
     def reap(self) -> None:
+        """Wait for the helper to end, then collect it. The wait leaves it a zombie (WNOWAIT) and holds no
+        lock, so ``stop`` can still signal it meanwhile; only the collection, after which its pid may be
+        reused, is done under the lock."""
+        with contextlib.suppress(ChildProcessError):
+            os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
         with self._lock:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
@@ -121,12 +131,13 @@ def _fork_lister(pending: dict[str, Future[Listing | None]]) -> _Helper | None:
     helper = _Helper(pid)
 
     def receive() -> None:
-        from fsspec.implementations.local import LocalFileSystem
-
-        from .discover import SourceFile
-
         try:
+            # Closed before the child is waited for: a child still writing then stops on the broken pipe.
             with os.fdopen(read, "rb") as inbox:
+                from fsspec.implementations.local import LocalFileSystem
+
+                from .discover import SourceFile
+
                 for _ in urls:
                     url, got, said = pickle.load(inbox)
                     for level, message in said:  # the files discover does not read, said once, by the run

@@ -115,3 +115,41 @@ def test_what_the_helper_does_not_read_is_said_by_the_run(
     # Said in this process (where the progress bar and the log handlers are), not by the helper.
     [said] = [r for r in caplog.records if "_SUCCESS" in r.getMessage()]
     assert said.name == "pipeline.discover" and "a hidden or marker file" in said.getMessage()
+
+
+def test_a_listing_that_cannot_start_leaves_the_listing_to_the_run(
+    sample_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    # The receiving thread and the listing thread both fail at their first import: neither leaves the run waiting.
+    monkeypatch.setitem(sys.modules, "fsspec.implementations.local", None)
+    forked: Future[Any] = Future()
+    assert ahead._fork_lister({str(sample_dir / "song_data"): forked}) is not None
+    assert forked.result(timeout=60) is None
+    monkeypatch.setitem(sys.modules, "pipeline.discover", None)
+    threaded: Future[Any] = Future()
+    ahead._list([(str(sample_dir / "song_data"), threaded)], {})
+    assert threaded.result(timeout=1) is None
+
+
+def test_stopping_the_helper_does_not_wait_for_it_to_finish() -> None:
+    import subprocess
+    import threading
+    import time
+
+    child = subprocess.Popen(["sleep", "120"])  # a helper still listing a slow mount
+    helper = ahead._Helper(child.pid)
+    reaper = threading.Thread(target=helper.reap)  # as the receiving thread does when it gives up early
+    reaper.start()
+    time.sleep(0.3)
+    stopper = threading.Thread(target=helper.stop)
+    stopper.start()
+    try:
+        stopper.join(timeout=30)
+        assert not stopper.is_alive(), "stop() waited for the helper to finish instead of stopping it"
+        reaper.join(timeout=30)
+        with pytest.raises(ChildProcessError):
+            os.waitpid(child.pid, os.WNOHANG)  # collected: no zombie left
+    finally:
+        child.kill()
