@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from . import logs
-from .config import Config, ConfigError, describe_keys, load_config
+from .config import Config, ConfigError, check_window, describe_keys, load_config
 from .errors import (
     AlreadyRunning,
     CheckFailed,
@@ -52,8 +52,7 @@ def _date(value: str) -> date:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    if args.since and args.until and args.since > args.until:
-        raise ConfigError(f"--since {args.since} is after --until {args.until}")
+    check_window(args.full_refresh, args.since, args.until)
     from .ahead import list_ahead
     from .lock import new_run_id, single_flight
 
@@ -62,6 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with single_flight(cfg.run.lock_path, run_id):
         listings = list_ahead(cfg)  # while the imports below take their half second
         pace = gc.get_threshold()
+        freeze = gc.get_freeze_count() == 0  # a caller that froze objects of its own keeps them frozen
         try:
             # The collector's default pace (every 700 new objects) ran 311 collections over a 15,000-song run and
             # 569 (0.5 s) over a 1M-event run, most of them walking the objects pandas and pyarrow leave at import:
@@ -70,7 +70,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             gc.set_threshold(20_000, pace[1], pace[2])
             from .runner import RunOptions, run
 
-            gc.freeze()
+            if freeze:
+                gc.freeze()
             options = RunOptions(full_refresh=args.full_refresh, since=args.since, until=args.until)
             try:
                 summary = run(cfg, options, run_id=run_id, listings=listings, locked=True)
@@ -82,7 +83,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             if listings is not None:
                 listings.close()
-            gc.unfreeze()
+            if freeze:
+                gc.unfreeze()
             gc.set_threshold(*pace)
     print(summary.to_json() if args.json else summary.to_text())
     return EXIT_OK

@@ -13,6 +13,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Union
 
@@ -26,6 +27,17 @@ TARGETS = ("duckdb", "redshift")
 
 class ConfigError(ValueError):
     """A configuration key that is unknown, missing or of the wrong type or value."""
+
+
+def check_window(full_refresh: bool, since: date | None, until: date | None) -> None:
+    """Refuse a run's options that contradict each other, before it takes the lock or touches anything."""
+    if since and until and since > until:
+        raise ConfigError(f"--since {since} is after --until {until}")
+    if full_refresh and (since or until):
+        raise ConfigError(
+            "--full-refresh rebuilds every table from every file; it cannot be limited to --since/--until "
+            "(that would leave the warehouse holding one window). Back-fill a window with --since/--until alone."
+        )
 
 
 @dataclass

@@ -31,7 +31,7 @@ from . import aws, faults, logs, memory, metrics
 from . import stage as staging
 from . import transform as T
 from .ahead import Listings
-from .config import DEMO_ROOT, Config, ConfigError, is_url
+from .config import DEMO_ROOT, Config, check_window, is_url
 from .discover import SourceFile, discover
 from .engine import BatchOutcome, Engine, engine_for, process_batch
 from .errors import TooManyRejects
@@ -505,11 +505,7 @@ def run(
     ``locked``: the caller holds the run lock already, for ``run_id`` (the command line takes it before it lists
     ahead)."""
     options = options or RunOptions()
-    if options.full_refresh and (options.since or options.until):
-        raise ConfigError(
-            "--full-refresh rebuilds every table from every file; it cannot be limited to --since/--until "
-            "(that would leave the warehouse holding one window). Back-fill a window with --since/--until alone."
-        )
+    check_window(options.full_refresh, options.since, options.until)
     run_id = run_id or new_run_id()
     with nullcontext() if locked else single_flight(cfg.run.lock_path, run_id):
         return _run(_Run(cfg, options, run_id, listings))

@@ -125,7 +125,12 @@ def test_full_refresh_keeps_the_rows_of_files_that_left_the_source(
 
 def test_full_refresh_cannot_be_windowed(sample_dir: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
-    proc = cli("run", "-c", str(config), "--full-refresh", "--since", "2018-11-05")
+    lock = tmp_path / "run.lock"
+    config.write_text(config.read_text() + f"run:\n  lock_path: {lock}\n")
+    with open(lock, "w") as fh:
+        # Told what is wrong with the command even while another run holds the lock (not "try again later").
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        proc = cli("run", "-c", str(config), "--full-refresh", "--since", "2018-11-05")
     assert proc.returncode == 2
     assert "--full-refresh rebuilds every table from every file" in proc.stderr
     assert not (tmp_path / "wh.duckdb").exists(), "refused before touching anything"

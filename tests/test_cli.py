@@ -1,0 +1,51 @@
+"""The command line's own settings of the process: what it changes for a run, and what it gives back."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import cli
+
+from .helpers import ROOT, write_config
+
+
+def test_a_run_gives_back_the_collectors_pace_and_what_its_caller_froze(
+    sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # main() sets these for the process it starts; here they are this process's, restored afterwards.
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
+    pace = gc.get_threshold()
+    assert cli.main(["run", "-q", "-c", str(config)]) == 0
+    assert gc.get_threshold() == pace and gc.get_freeze_count() == 0  # a notebook's process is as it was
+    kept = object()
+    gc.freeze()  # a caller's own frozen objects stay frozen
+    try:
+        assert cli.main(["run", "-q", "-c", str(config)]) == 0
+        # (fewer than were frozen: some have been freed since)
+        assert gc.get_freeze_count() > 0 and gc.get_threshold() == pace
+    finally:
+        gc.unfreeze()
+        del kept
+
+
+def test_the_command_line_sets_pyarrows_allocator_and_numpys_threads_before_they_load(tmp_path: Path) -> None:
+    config = write_config(tmp_path, tmp_path / "songs", tmp_path / "logs")
+    script = (
+        "import os, sys\n"
+        "from pipeline.cli import main\n"
+        f"main(['config', '-c', {str(config)!r}])\n"
+        "import pyarrow as pa\n"
+        "print(pa.default_memory_pool().backend_name, os.environ['OPENBLAS_NUM_THREADS'], file=sys.stderr)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("ARROW_DEFAULT_MEMORY_POOL", "OPENBLAS_NUM_THREADS")}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.split()[-2:] == ["system", "1"]
