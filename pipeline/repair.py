@@ -78,8 +78,6 @@ def repair_column(values: pd.Series) -> tuple[pd.Series, int]:
     if _all_ascii(arr):
         return values, 0
     needs = pc.fill_null(pc.invert(pc.string_is_ascii(arr)), False)
-    if not pc.any(needs).as_py():
-        return values, 0
     damaged = arr.filter(needs)
     distinct = pc.unique(damaged)
     before = distinct.to_pylist()

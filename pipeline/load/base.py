@@ -411,14 +411,17 @@ class Destination(ABC):
         marks = ", ".join([self.dialect.param] * len(files))
         return self._records_query(table, f' WHERE "file" IN ({marks}) ORDER BY "file", "line"', list(files))
 
+    def _records_sql(self, table: Table, rest: str) -> str:
+        cols = ", ".join(quote(c) for c in table.column_names)
+        return f"SELECT {cols} FROM {self._t(table)}{rest}"
+
     def _records_query(self, table: Table, rest: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """``table``'s rows selected by ``rest`` (WHERE and ORDER BY), as a frame (a target may type them as
         the parser does, saving conversions)."""
         import pandas as pd
 
-        cols = ", ".join(quote(c) for c in table.column_names)
         with self.session() as s:
-            rows = s.fetchall(f"SELECT {cols} FROM {self._t(table)}{rest}", params)
+            rows = s.fetchall(self._records_sql(table, rest), params)
         return pd.DataFrame([list(r) for r in rows], columns=table.column_names)
 
     def _runs(self) -> str:

@@ -113,10 +113,9 @@ class DuckDBDestination(Destination):
         # 0.11 s, and no conversion of Python strings after.
         from ..extract import pandas_type
 
-        cols = ", ".join(quote(c) for c in table.column_names)
         with self.session() as s:
             assert isinstance(s, _DuckSession)
-            arrow = s.con.sql(f"SELECT {cols} FROM {self._t(table)}{rest}", params=list(params)).to_arrow_table()
+            arrow = s.con.sql(self._records_sql(table, rest), params=list(params)).to_arrow_table()
         frame: pd.DataFrame = arrow.to_pandas(types_mapper=pandas_type)
         return frame
 
