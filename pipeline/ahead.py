@@ -11,7 +11,6 @@ lists itself whatever the helper could not give it. This module imports nothing 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import pickle
@@ -184,7 +183,8 @@ def _child(urls: list[str], read: int, write: int) -> None:
             for url in urls:
                 try:
                     _, files = discover(url)
-                    got: Any = [dataclasses.astuple(f) for f in files]
+                    # Not dataclasses.astuple, which deep-copies each field: 50,000 song files 0.29-0.31 s -> 0.05 s.
+                    got: Any = [(f.path, f.url, f.size, f.version) for f in files]
                 except Exception as exc:
                     got = exc
                 pickle.dump((url, got, said[:]), out, protocol=pickle.HIGHEST_PROTOCOL)

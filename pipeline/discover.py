@@ -66,13 +66,16 @@ def open_fs(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Ab
     return fs, path
 
 
-def _scan_local(root: str, skipped: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
-    """``fs.find(detail=True)`` for a local folder, with os.scandir: 4x faster on 50,000 files.
+def _scan_local(root: str, skipped: list[tuple[str, str]]) -> list[tuple[str, int, str]]:
+    """Every file under a local folder as (path, size, modification time), with os.scandir: 4x faster than
+    ``fs.find(detail=True)`` on 50,000 files, and a tuple rather than a dict per file (with the loop
+    that makes them ``SourceFile``s, 0.67-0.78 s -> 0.59-0.63 s).
 
     Entries that cannot be examined (a symlink loop, a folder without permission) are noted in ``skipped``
     rather than failing the listing.
     """
-    out: dict[str, dict[str, Any]] = {}
+    out: list[tuple[str, int, str]] = []
+    found = out.append
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -91,7 +94,7 @@ def _scan_local(root: str, skipped: list[tuple[str, str]]) -> dict[str, dict[str
                         skipped.append((e.path, "a folder named like a data file; what it holds is read as usual"))
                 elif e.is_file(follow_symlinks=True):
                     st = e.stat()
-                    out[e.path] = {"type": "file", "size": st.st_size, "mtime": st.st_mtime_ns}
+                    found((e.path, st.st_size, str(st.st_mtime_ns)))
                 else:
                     try:
                         os.stat(e.path)
@@ -100,6 +103,17 @@ def _scan_local(root: str, skipped: list[tuple[str, str]]) -> dict[str, dict[str
                         skipped.append((e.path, f"cannot be examined: {exc.strerror or exc}"))
             except OSError as exc:
                 skipped.append((e.path, f"cannot be examined: {exc.strerror or exc}"))
+    return out
+
+
+def _remote_files(fs: AbstractFileSystem, root: str) -> list[tuple[str, int, str]]:
+    """Every object under ``root`` as (path, size, version): the ETag where the store gives one."""
+    out: list[tuple[str, int, str]] = []
+    for path, info in fs.find(root, detail=True).items():
+        if info.get("type") == "directory":
+            continue
+        version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
+        out.append((path, int(info.get("size") or 0), str(version)))
     return out
 
 
@@ -143,23 +157,20 @@ def discover(url: str, storage_options: dict[str, Any] | None = None) -> tuple[A
     try:
         if not fs.isdir(root):
             raise SourceError(f"{url}: not found or not a folder")
-        listing = _scan_local(root, skipped) if isinstance(fs, LocalFileSystem) else fs.find(root, detail=True)
+        listing = _scan_local(root, skipped) if isinstance(fs, LocalFileSystem) else _remote_files(fs, root)
     except SourceError:
         raise
     except (FileNotFoundError, PermissionError, OSError) as exc:
         raise SourceError(f"{url}: cannot list ({exc})") from exc
     prefix = _protocol(fs)
+    start = len(root)
     files: list[SourceFile] = []
-    for path, info in listing.items():
-        if info.get("type") == "directory":
-            continue
-        relative = path[len(root) :].lstrip("/")
-        reason = why_not_data(relative)
+    for path, size, version in listing:
+        reason = why_not_data(path[start:].lstrip("/"))
         if reason is not None:
             skipped.append((path, reason))
             continue
-        version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
-        files.append(SourceFile(path=path, url=prefix + path, size=int(info.get("size") or 0), version=str(version)))
+        files.append(SourceFile(path=path, url=prefix + path, size=size, version=version))
     files.sort(key=lambda f: f.path)
     if skipped:
         by_reason: dict[str, list[str]] = {}
