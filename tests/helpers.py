@@ -27,6 +27,9 @@ def write_config(tmp: Path, song_data: Path | str, log_data: Path | str, **secti
         "staging": {"path": str(tmp / "staging")},
         "rejects": {"path": str(tmp / "rejects")},
         "warehouse": {"target": "duckdb", "duckdb": {"path": str(tmp / "wh.duckdb")}},
+        # Retries as configured (four attempts), with a twentieth of the production pause: a test that meets a
+        # transient fault waits 0.35 s rather than 7 s. A test about waiting sets its own.
+        "run": {"retry_base_seconds": 0.05},
     }
     for section, values in sections.items():
         cfg.setdefault(section, {}).update(values)
