@@ -94,7 +94,8 @@ def _scan_local(root: str, skipped: list[tuple[str, str]]) -> list[tuple[str, in
                         skipped.append((e.path, "a folder named like a data file; what it holds is read as usual"))
                 elif e.is_file(follow_symlinks=True):
                     st = e.stat()
-                    found((e.path, st.st_size, str(st.st_mtime_ns)))
+                    # The ledger's version as earlier runs recorded it (a time of 0 gave no version).
+                    found((e.path, st.st_size, str(st.st_mtime_ns) if st.st_mtime_ns else ""))
                 else:
                     try:
                         os.stat(e.path)
