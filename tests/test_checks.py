@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from pipeline.checks import CheckFailed, reconciliation_check
@@ -13,7 +14,7 @@ from pipeline.schema import Column, Kind, Table
 from pipeline.sql import DUCKDB, REDSHIFT, quote
 
 from .conftest import event, song
-from .helpers import run_here, write_config, write_sources
+from .helpers import cli, read_tables, run_here, run_json, write_config, write_sources
 
 
 def _loaded(tmp_path: Path) -> DuckDBDestination:
@@ -98,6 +99,26 @@ def test_a_failed_check_rolls_the_load_back(tmp_path: Path) -> None:
     with duckdb.connect(dest.path) as con:
         assert con.execute("SELECT COUNT(*) FROM songplays").fetchone() == (2,)
         assert con.execute("SELECT COUNT(*) FROM users").fetchone() == (0,)
+
+
+def test_a_night_on_a_warehouse_broken_by_hand_exits_3_and_loads_nothing(tmp_path: Path) -> None:
+    """The checks read whole tables, not only the rows a night writes: one user's row deleted behind the
+    pipeline's back stops the next night, which is about another user, before it loads anything."""
+    src = tmp_path / "src"
+    write_sources(src, [song()], {"2018-11-01-events.json": [event(userId="1"), event(userId="2", sessionId=2)]})
+    config = write_config(tmp_path, src / "song_data", src / "log_data")
+    run_json(config)
+    with duckdb.connect(str(tmp_path / "wh.duckdb")) as con:
+        con.execute("DELETE FROM users WHERE user_id = '1'")
+    before = read_tables(tmp_path / "wh.duckdb")
+    write_sources(src, [], {"2018-11-02-events.json": [event(userId="3", sessionId=3, ts=1541192230796)]})
+    night = cli("run", "-c", str(config))
+    assert night.returncode == 3, night.stderr
+    assert "FAILED songplays.user_id_in_users" in night.stderr and "rolled back" in night.stderr
+    after = read_tables(tmp_path / "wh.duckdb")
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(after[name], frame, obj=name)
+    assert "3" not in set(after["songplays"]["user_id"])
 
 
 @pytest.mark.parametrize("keys", [("a",), ("a", "b")])
