@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import logging
@@ -10,6 +11,7 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 from . import logs
 from .config import Config, ConfigError, check_window, describe_keys, load_config
@@ -323,3 +325,20 @@ def main(argv: list[str] | None = None) -> int:
         notes = "".join(f"\n  {n}" for n in getattr(exc, "__notes__", []))
         log.error("run failed: %s: %s%s", type(exc).__name__, exc, notes, exc_info=args.verbose)
         return EXIT_ERROR
+
+
+def console() -> NoReturn:
+    """``python -m pipeline`` and the ``sparkify`` script: ``main``, then out without the interpreter's teardown.
+
+    The teardown (pandas, pyarrow and DuckDB unloading) adds 0.1-0.15 s to every command, a tenth of a small
+    night's run. Connections, the lock and every file the run writes are closed by then; output is flushed and
+    logging shut down first. With Ray loaded, its exit handlers stop the local cluster, so the ordinary exit runs.
+    """
+    code = main()
+    if "ray" in sys.modules:
+        raise SystemExit(code)
+    with contextlib.suppress(Exception):  # a full disk or a closed pipe must not change the run's exit code
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)

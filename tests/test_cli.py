@@ -13,6 +13,7 @@ import pytest
 from pipeline import cli
 
 from .helpers import ROOT, write_config
+from .helpers import cli as run_cli
 
 
 def test_a_run_gives_back_the_collectors_pace_and_what_its_caller_froze(
@@ -49,3 +50,20 @@ def test_the_command_line_sets_pyarrows_allocator_and_numpys_threads_before_they
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.split()[-2:] == ["system", "1"]
+
+
+def test_the_sparkify_script_is_the_same_command_with_the_same_exit_codes(tmp_path: Path) -> None:
+    """The installed script leaves as ``python -m pipeline`` does (no interpreter teardown): output flushed, exit
+    code kept."""
+    script = Path(sys.executable).with_name("sparkify")
+    config = write_config(tmp_path, tmp_path / "songs", tmp_path / "logs")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKIFY__")}
+
+    def sparkify(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(script), *args], env=env, capture_output=True, text=True, timeout=120)
+
+    shown = sparkify("config", "-c", str(config))
+    assert shown.returncode == 0 and shown.stdout == run_cli("config", "-c", str(config)).stdout
+    assert str(tmp_path / "wh.duckdb") in shown.stdout
+    empty = sparkify("check", "-c", str(config))
+    assert empty.returncode == 2 and "nothing has been loaded there yet" in empty.stderr
