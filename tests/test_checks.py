@@ -42,7 +42,10 @@ def test_repeated_and_null_keys_and_orphans_are_reported_with_counts(tmp_path: P
         con.execute("INSERT INTO songplays SELECT * FROM songplays WHERE songplay_id LIKE '%:0'")
         con.execute("INSERT INTO songplays SELECT * FROM songplays WHERE songplay_id LIKE '%:0' LIMIT 1")
         con.execute("UPDATE songplays SET user_id = 'ghost', song_id = 'SOGHOST' WHERE songplay_id LIKE '%:1'")
+        # A repeated parent key is its own failure and changes no orphan count (the join matches it twice).
+        con.execute("INSERT INTO users SELECT * FROM users")
     assert _failed(dest) == {
+        "users.primary_key_unique": 1,
         "songplays.primary_key_unique": 2,
         "songplays.user_id_in_users": 1,
         "songplays.song_id_in_songs": 1,

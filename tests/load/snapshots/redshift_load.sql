@@ -412,7 +412,7 @@ SELECT COUNT("song_id") - COUNT(DISTINCT "song_id") FROM "<schema>"."songs"
 ;
 SELECT COUNT(*) FROM "<schema>"."songs" WHERE "song_id" IS NULL
 ;
-SELECT COUNT(*) FROM "<schema>"."songs" c WHERE c."artist_id" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "<schema>"."artists" p WHERE p."artist_id" = c."artist_id")
+SELECT COUNT(*) FROM "<schema>"."songs" c LEFT JOIN "<schema>"."artists" p ON p."artist_id" = c."artist_id" WHERE c."artist_id" IS NOT NULL AND p."artist_id" IS NULL
 ;
 SELECT COUNT(*) FROM "<schema>"."songs" WHERE "artist_id" IS NULL
 ;
@@ -424,23 +424,23 @@ SELECT COUNT("songplay_id") - COUNT(DISTINCT "songplay_id") FROM "<schema>"."son
 ;
 SELECT COUNT(*) FROM "<schema>"."songplays" WHERE "songplay_id" IS NULL
 ;
-SELECT COUNT(*) FROM "<schema>"."songplays" c WHERE c."user_id" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "<schema>"."users" p WHERE p."user_id" = c."user_id")
+SELECT COUNT(*) FROM "<schema>"."songplays" c LEFT JOIN "<schema>"."users" p ON p."user_id" = c."user_id" WHERE c."user_id" IS NOT NULL AND p."user_id" IS NULL
 ;
 SELECT COUNT(*) FROM "<schema>"."songplays" WHERE "user_id" IS NULL
 ;
-SELECT COUNT(*) FROM "<schema>"."songplays" c WHERE c."start_time" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "<schema>"."time" p WHERE p."start_time" = c."start_time")
+SELECT COUNT(*) FROM "<schema>"."songplays" c LEFT JOIN "<schema>"."time" p ON p."start_time" = c."start_time" WHERE c."start_time" IS NOT NULL AND p."start_time" IS NULL
 ;
 SELECT COUNT(*) FROM "<schema>"."songplays" WHERE "start_time" IS NULL
 ;
-SELECT COUNT(*) FROM "<schema>"."songplays" c WHERE c."song_id" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "<schema>"."songs" p WHERE p."song_id" = c."song_id")
+SELECT COUNT(*) FROM "<schema>"."songplays" c LEFT JOIN "<schema>"."songs" p ON p."song_id" = c."song_id" WHERE c."song_id" IS NOT NULL AND p."song_id" IS NULL
 ;
-SELECT COUNT(*) FROM "<schema>"."songplays" c WHERE c."artist_id" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "<schema>"."artists" p WHERE p."artist_id" = c."artist_id")
+SELECT COUNT(*) FROM "<schema>"."songplays" c LEFT JOIN "<schema>"."artists" p ON p."artist_id" = c."artist_id" WHERE c."artist_id" IS NOT NULL AND p."artist_id" IS NULL
 ;
 SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM "<schema>"."user_levels" WHERE "user_id" IS NOT NULL AND "valid_from" IS NOT NULL GROUP BY "user_id", "valid_from" HAVING COUNT(*) > 1) d
 ;
 SELECT COUNT(*) FROM "<schema>"."user_levels" WHERE "user_id" IS NULL OR "valid_from" IS NULL
 ;
-SELECT COUNT(*) FROM "<schema>"."user_levels" c WHERE c."user_id" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "<schema>"."users" p WHERE p."user_id" = c."user_id")
+SELECT COUNT(*) FROM "<schema>"."user_levels" c LEFT JOIN "<schema>"."users" p ON p."user_id" = c."user_id" WHERE c."user_id" IS NOT NULL AND p."user_id" IS NULL
 ;
 SELECT COUNT(*) FROM "<schema>"."user_levels" WHERE "user_id" IS NULL
 ;
@@ -452,7 +452,7 @@ SELECT COUNT(*) FROM "<schema>"."users" u LEFT JOIN (SELECT "user_id", COUNT(*) 
 ;
 SELECT COUNT(*) FROM "<schema>"."users" u JOIN "<schema>"."user_levels" l ON l."user_id" = u."user_id" AND l."valid_to" IS NULL WHERE l."level" <> u."level"
 ;
-SELECT COUNT(*) FROM (SELECT "songplay_id" FROM "stg_songplays" WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM "fix_songplay_keys") UNION ALL SELECT "songplay_id" FROM "fix_songplays") e WHERE NOT EXISTS (SELECT 1 FROM "<schema>"."songplays" s WHERE s."songplay_id" = e."songplay_id")
+SELECT COUNT(*) FROM (SELECT "songplay_id" FROM "stg_songplays" WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM "fix_songplay_keys") UNION ALL SELECT "songplay_id" FROM "fix_songplays") e LEFT JOIN "<schema>"."songplays" s ON s."songplay_id" = e."songplay_id" WHERE s."songplay_id" IS NULL
 ;
 SELECT COUNT(*) FROM "<schema>"."users"
 ;
