@@ -55,9 +55,13 @@ def test_the_command_line_sets_pyarrows_allocator_and_numpys_threads_before_they
 def test_the_sparkify_script_is_the_same_command_with_the_same_exit_codes(tmp_path: Path) -> None:
     """The installed script leaves as ``python -m pipeline`` does (no interpreter teardown): output flushed, exit
     code kept."""
+    from importlib.metadata import entry_points
+
+    assert entry_points(group="console_scripts")["sparkify"].value == "pipeline.cli:console"
     script = Path(sys.executable).with_name("sparkify")
     config = write_config(tmp_path, tmp_path / "songs", tmp_path / "logs")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKIFY__")}
+    # Buffered output, as under cron or a pipe: what a quick exit must not lose.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKIFY__") and k != "PYTHONUNBUFFERED"}
 
     def sparkify(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(script), *args], env=env, capture_output=True, text=True, timeout=120)
