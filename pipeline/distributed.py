@@ -18,6 +18,7 @@ import logging
 import os
 from collections.abc import Callable, Generator
 from concurrent.futures import Future
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,13 @@ def _process(cfg: Config, run_id: str, task: int, files: list[SourceFile], looku
     stager = Stager(cfg.staging.path, run_id, session, retry=retry)
     node = ray.get_runtime_context().get_node_id()
     out = []
-    for k, segments in enumerate(read_batches(fs, files, cfg.source.batch_bytes, cfg.source.concurrency, retry)):
-        x = extract_segments(LOG_SOURCE, files, segments)
-        outcome = process_batch(x, lookup, stager, f"t{task:05d}-{k:03d}")
-        outcome.node = node
-        out.append(outcome)
+    with closing(stager):
+        for k, segments in enumerate(read_batches(fs, files, cfg.source.batch_bytes, cfg.source.concurrency, retry)):
+            x = extract_segments(LOG_SOURCE, files, segments)
+            outcome = process_batch(x, lookup, stager, f"t{task:05d}-{k:03d}")
+            outcome.node = node
+            out.append(outcome)
+        stager.flush()  # the task's files are written before it reports them
     return out
 
 

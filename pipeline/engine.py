@@ -75,6 +75,8 @@ def process_batch(
         repaired=b.repaired,
     )
     with timed("stage"):
+        # The previous batch's files first: at most one batch's tables wait to be written.
+        stager.flush()
         for name, frame in frames.items():
             if not frame.empty:
                 out.parts.append((name, stager.write(name, frame, part), len(frame)))

@@ -309,9 +309,14 @@ class _Run:
             s.rejects_file = append_rejects(rejects, self.cfg.rejects.path, self.run_id)
 
     def execute(self) -> Summary:
+        stager = staging.Stager(self.cfg.staging.path, self.run_id, self.session, retry=self.retry)
+        # Closed whatever happens: a failed run leaves no thread writing its staged files behind it.
+        with closing(stager):
+            return self._execute(stager)
+
+    def _execute(self, stager: staging.Stager) -> Summary:
         cfg, s, full = self.cfg, self.summary, self.options.full_refresh
         engine = engine_for(cfg)
-        stager = staging.Stager(cfg.staging.path, self.run_id, self.session, retry=self.retry)
         lookup: Future[pd.DataFrame] = Future()
         # What the run reads from the warehouse before the load, on one connection, closed before the batches:
         # a DuckDB file is held by one process at a time, and readers can use it until the load.

@@ -1,0 +1,82 @@
+"""Staging: a frame is checked where it is written, its file written behind the caller, and nothing is loaded
+from a part that was not written."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.schema import RUN_FILES
+from pipeline.stage import Stager
+
+from .helpers import run_here, write_config
+
+
+def _files(*names: str) -> pd.DataFrame:
+    return pd.DataFrame({"file": pd.array(list(names), dtype="string[pyarrow]")})
+
+
+def _no_stage_thread_left() -> None:
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith("stage") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name.startswith("stage") for t in threading.enumerate())
+
+
+def test_a_part_is_written_behind_the_caller_and_finish_waits_for_it(tmp_path: Path) -> None:
+    gate = threading.Event()
+
+    def held(step: str, fn: Callable[[], None]) -> None:  # the write waits here until the test lets it go
+        assert gate.wait(10), "the caller never went on while its part was being written"
+        fn()
+
+    stager = Stager(str(tmp_path / "staging"), "run-1", retry=held)
+    frame = _files("a.json", "b.json")
+    path = stager.write(RUN_FILES.name, frame, "00000")
+    assert not Path(path).exists(), "write returned only once the file was written"
+    gate.set()
+    stager.record(RUN_FILES.name, path, len(frame))
+    staged = stager.finish()
+    assert staged.tables[RUN_FILES.name].files == [path]
+    assert pq.read_table(path).column("file").to_pylist() == ["a.json", "b.json"]
+    _no_stage_thread_left()
+
+
+def test_a_frame_whose_types_drifted_fails_where_it_is_written_and_nothing_is_written(tmp_path: Path) -> None:
+    stager = Stager(str(tmp_path / "staging"), "run-1")
+    with pytest.raises(TypeError, match="run_files: frame does not match the schema"):
+        stager.write(RUN_FILES.name, pd.DataFrame({"file": [1, 2]}), "00000")
+    stager.finish()
+    assert not (tmp_path / "staging").exists()
+
+
+def test_a_part_that_cannot_be_written_fails_the_next_flush_with_its_reason(tmp_path: Path) -> None:
+    root = tmp_path / "staging"
+    root.write_text("a file where the staging folder should be")
+    stager = Stager(str(root), "run-1")
+    stager.write(RUN_FILES.name, _files("a.json"), "00000")
+    with pytest.raises(OSError, match="Not a directory") as failed:
+        stager.flush()
+    assert str(root) in str(failed.value)
+    stager.close()
+    _no_stage_thread_left()
+
+
+def test_a_run_whose_staging_cannot_be_written_fails_loads_nothing_and_leaves_no_writer(
+    sample_dir: Path, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
+    (tmp_path / "staging").write_text("a file where the staging folder should be")
+    with pytest.raises(OSError, match="Not a directory"):
+        run_here(config)
+    _no_stage_thread_left()
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT COUNT(*) FROM songplays").fetchone() == (0,)
+        assert con.execute("SELECT status FROM _sparkify_runs").fetchall() == [("failed",)]
