@@ -2,8 +2,9 @@
 
 Both engines run the same function on each batch (``process_batch``: ``transform.log_batch`` then staging),
 and hand back the same ``BatchOutcome``; they differ only in where that happens. ``local`` runs it in this
-process, parsing the next batch in a background thread while the current one is transformed; ``ray``
-(``distributed.py``) runs it in Ray tasks across a cluster.
+process, parsing the next batch in a background thread while the current one is transformed (and the previous
+one's Parquet parts are written by the stager's own thread, ``stage.Stager``); ``ray`` (``distributed.py``) runs
+it in Ray tasks across a cluster.
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ class Outcomes(Iterator[BatchOutcome]):
 
 
 class LocalEngine(Engine):
-    """One process: a background thread fetches and parses the next batch while this one is transformed."""
+    """One process: a background thread fetches and parses the next batch while this one is transformed, and
+    the stager's thread writes the previous batch's parts."""
 
     name = "local"
 

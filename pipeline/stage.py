@@ -93,17 +93,29 @@ class Stager:
         self.rows: dict[str, int] = dict.fromkeys(self.files, 0)
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
+        self._closed = False
 
     def write(self, name: str, frame: pd.DataFrame, part: str) -> str:
-        """Convert one part now and write it in the background; return its path (also called from Ray tasks)."""
+        """Convert one part now and write it in the background; return its path (also called from Ray tasks).
+
+        The Arrow table may share memory with ``frame``: the frame must not be changed in place until ``flush``
+        (no transform changes a frame it has handed over)."""
+        if self._closed:
+            raise RuntimeError(f"staging {self.location}: written to after it was finished or closed")
         path = f"{self.location}/{name}/part-{part}.parquet"
         table = STAGED[name]
         arrow = to_arrow(frame, table)
+
+        def job() -> None:
+            try:
+                self.retry(f"staging {path}", lambda: _write_arrow(arrow, table, path, self.session))
+            except BaseException as exc:  # raised in the caller's thread later: say which part it was
+                exc.add_note(f"while staging {path}")
+                raise
+
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage")
-        self._pending.append(
-            self._writer.submit(self.retry, f"staging {path}", lambda: _write_arrow(arrow, table, path, self.session))
-        )
+        self._pending.append(self._writer.submit(job))
         return path
 
     def flush(self) -> None:
@@ -114,7 +126,9 @@ class Stager:
             raise errors[0]
 
     def close(self) -> None:
-        """End the writer thread once what it has begun is written (a failed run stops here)."""
+        """End the writer thread once the write under way has ended; writes not begun are dropped, and so are
+        errors: a failed run stops here, with its own error. Final: a closed stager writes nothing more."""
+        self._closed = True
         if self._writer is not None:
             self._writer.shutdown(wait=True, cancel_futures=True)
             self._writer = None
@@ -130,9 +144,11 @@ class Stager:
                 self.record(name, self.write(name, frame, f"{len(self.files[name]):05d}"), len(frame))
 
     def finish(self) -> Staged:
-        """What was staged, once it is all written."""
-        self.flush()
-        self.close()
+        """What was staged, once it is all written; the stager is closed either way."""
+        try:
+            self.flush()
+        finally:
+            self.close()
         tables = {
             name: StagedTable(table=STAGED[name], files=files, rows=self.rows[name], prefix=f"{self.location}/{name}/")
             for name, files in self.files.items()

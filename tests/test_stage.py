@@ -13,7 +13,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.schema import RUN_FILES
+from pipeline import transform as T
+from pipeline.discover import discover
+from pipeline.engine import process_batch
+from pipeline.extract import extract
+from pipeline.schema import RUN_FILES, SONGPLAYS
+from pipeline.sources import LOG_SOURCE, SONG_SOURCE
 from pipeline.stage import Stager
 
 from .helpers import run_here, write_config
@@ -65,6 +70,47 @@ def test_a_part_that_cannot_be_written_fails_the_next_flush_with_its_reason(tmp_
     with pytest.raises(OSError, match="Not a directory") as failed:
         stager.flush()
     assert str(root) in str(failed.value)
+    stager.close()
+    _no_stage_thread_left()
+
+
+def test_finish_raises_a_write_that_failed_and_names_its_part(tmp_path: Path) -> None:
+    def refused(step: str, fn: Callable[[], None]) -> None:
+        raise OSError("disk full")
+
+    stager = Stager(str(tmp_path / "staging"), "run-1", retry=refused)
+    path = stager.write(RUN_FILES.name, _files("a.json"), "00000")
+    with pytest.raises(OSError, match="disk full") as failed:
+        stager.finish()
+    assert f"while staging {path}" in failed.value.__notes__
+    with pytest.raises(RuntimeError, match="after it was finished"):
+        stager.write(RUN_FILES.name, _files("b.json"), "00001")
+    _no_stage_thread_left()
+
+
+def test_a_batch_hands_over_its_parts_only_once_the_previous_batchs_are_written(
+    sample_dir: Path, tmp_path: Path
+) -> None:
+    # At most one batch's tables wait to be written: the second batch raises the first one's failed write
+    # before it stages anything of its own.
+    songs = extract(SONG_SOURCE, *discover(str(sample_dir / "song_data")))
+    lookup = T.song_lookup(T.song_records(songs.frame, [f.url for f in songs.files]))
+    fs, files = discover(str(sample_dir / "log_data"))
+    first, second = (extract(LOG_SOURCE, fs, files[:1]), extract(LOG_SOURCE, fs, files[1:2]))
+    begun: list[str] = []
+
+    def first_batch_fails(step: str, fn: Callable[[], None]) -> None:
+        begun.append(step)
+        if "part-00000" in step:
+            raise OSError("disk full")
+        fn()
+
+    stager = Stager(str(tmp_path / "staging"), "run-1", retry=first_batch_fails)
+    process_batch(first, lookup, stager, "00000")
+    with pytest.raises(OSError, match="disk full"):
+        process_batch(second, lookup, stager, "00001")
+    assert begun and not any("part-00001" in step for step in begun)
+    assert not (tmp_path / "staging" / "run-1" / SONGPLAYS.name / "part-00001.parquet").exists()
     stager.close()
     _no_stage_thread_left()
 
