@@ -49,7 +49,7 @@ def test_the_command_line_sets_pyarrows_allocator_and_numpys_threads_before_they
     env = {k: v for k, v in os.environ.items() if k not in ("ARROW_DEFAULT_MEMORY_POOL", "OPENBLAS_NUM_THREADS")}
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.split()[-2:] == ["system", "1"]
+    assert proc.stderr.split()[-2:] == ["jemalloc" if sys.platform == "linux" else "system", "1"]
 
 
 def test_the_sparkify_script_is_the_same_command_with_the_same_exit_codes(tmp_path: Path) -> None:
