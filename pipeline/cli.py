@@ -8,6 +8,7 @@ import gc
 import json
 import logging
 import os
+import re
 import sys
 from datetime import date
 from pathlib import Path
@@ -287,16 +288,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def arrow_allocator() -> str:
+    """``jemalloc`` where this pyarrow was built with it, else ``system`` (the C library's): never mimalloc.
+
+    Read from pyarrow's build configuration, not by importing it (a command that transforms nothing never loads
+    pyarrow, and once loaded its pool is chosen). Its x86-64 Linux wheels carry jemalloc; its ARM Linux wheels
+    (since pyarrow 18) and macOS ones do not, and naming a backend a build lacks prints a warning and falls back
+    to mimalloc. On macOS the C library's allocator is kept, as measured before."""
+    if sys.platform != "linux":
+        return "system"
+    for root in sys.path:  # the first pyarrow on the path is the one the run will import
+        package = Path(root or ".", "pyarrow")
+        if not (package / "__init__.py").is_file():
+            continue
+        try:
+            text = (package / "include" / "arrow" / "util" / "config.h").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "system"
+        return "jemalloc" if re.search(r"^#define ARROW_JEMALLOC\s*$", text, re.MULTILINE) else "system"
+    return "system"
+
+
 def main(argv: list[str] | None = None) -> int:
     # Before numpy and pyarrow are imported (nothing here imports them). numpy's OpenBLAS starts a thread per core
     # that spins after any use, taking the second core from the parser; the pipeline does no linear algebra.
     # pyarrow's default allocator (mimalloc) handed large freed buffers back to the system and took fresh ones for
     # the next batch, which the kernel must zero: at 1M events 5.3-7.6 s of system time, 3.6-4.5 s with the C
-    # library's allocator, which reuses them (memory.release trims what is left after each batch). jemalloc, in
-    # pyarrow's Linux wheels, keeps freed pages a moment before handing them back, and fragments less: at 10M
-    # events 74-79 s and a peak of 1,474-1,489 MB with the C library's, 68-70 s and 1,384-1,406 MB with it.
+    # library's allocator, which reuses them (memory.release trims what is left after each batch). jemalloc, where
+    # pyarrow has it, keeps freed pages a moment before handing them back, and fragments less: at 10M events
+    # 74-79 s and a peak of 1,474-1,489 MB with the C library's, 68-70 s and 1,384-1,406 MB with it.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc" if sys.platform == "linux" else "system")
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", arrow_allocator())
     args = build_parser().parse_args(argv)
     logs.setup(args.verbose, args.quiet)
     try:

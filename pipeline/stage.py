@@ -1,8 +1,9 @@
 """Frames to Parquet: the hand-off between the transforms and the warehouse's bulk load.
 
 Files are written with the types of ``schema.py``, so a frame whose types drifted fails here, before
-anything reaches the warehouse. Local staging (for DuckDB) writes with pyarrow; S3 staging (for Redshift's
-COPY) writes with awswrangler, as the production design has it.
+anything reaches the warehouse; the writing itself happens in a background thread (``Stager``). Local staging
+(for DuckDB) writes with pyarrow; S3 staging (for Redshift's COPY) writes with awswrangler, as the production
+design has it.
 """
 
 from __future__ import annotations
@@ -126,8 +127,9 @@ class Stager:
             raise errors[0]
 
     def close(self) -> None:
-        """End the writer thread once the write under way has ended; writes not begun are dropped, and so are
-        errors: a failed run stops here, with its own error. Final: a closed stager writes nothing more."""
+        """End the writer thread once the write under way has ended (on S3, with its retries); writes not begun
+        are dropped, and so are errors: a failed run stops here, with its own error. Final: a closed stager
+        writes nothing more."""
         self._closed = True
         if self._writer is not None:
             self._writer.shutdown(wait=True, cancel_futures=True)

@@ -49,7 +49,25 @@ def test_the_command_line_sets_pyarrows_allocator_and_numpys_threads_before_they
     env = {k: v for k, v in os.environ.items() if k not in ("ARROW_DEFAULT_MEMORY_POOL", "OPENBLAS_NUM_THREADS")}
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.split()[-2:] == ["jemalloc" if sys.platform == "linux" else "system", "1"]
+    # jemalloc where this pyarrow has it (Linux x86-64 wheels), else the C library's; never a warning and mimalloc.
+    import pyarrow as pa
+
+    built_with = "jemalloc" in pa.supported_memory_backends()
+    assert proc.stderr.split()[-2:] == ["jemalloc" if built_with and sys.platform == "linux" else "system", "1"]
+    assert "Unsupported backend" not in proc.stderr
+
+
+def test_a_pyarrow_built_without_jemalloc_gets_the_c_librarys_allocator_not_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    header = tmp_path / "pyarrow" / "include" / "arrow" / "util" / "config.h"
+    header.parent.mkdir(parents=True)
+    (tmp_path / "pyarrow" / "__init__.py").write_text("")
+    header.write_text("#define ARROW_MIMALLOC\n/* #undef ARROW_JEMALLOC */\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    assert cli.arrow_allocator() == "system"
+    header.write_text("#define ARROW_JEMALLOC\n#define ARROW_MIMALLOC\n")
+    assert cli.arrow_allocator() == ("jemalloc" if sys.platform == "linux" else "system")
 
 
 def test_the_sparkify_script_is_the_same_command_with_the_same_exit_codes(tmp_path: Path) -> None:
