@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +94,12 @@ def run_here(config: Path, full_refresh: bool = False) -> Any:
     from pipeline.runner import RunOptions, run
 
     return run(load_config(config), RunOptions(full_refresh=full_refresh))
+
+
+def no_thread_left(prefix: str) -> None:
+    """Fail unless every thread whose name starts with ``prefix`` has ended within 5 s (a background thread
+    ends after the item it is working on, not at once)."""
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith(prefix) for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name.startswith(prefix) for t in threading.enumerate())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from pipeline.engine import prefetch
 from pipeline.faults import InjectedFault
 
-from .helpers import run_here, write_config
+from .helpers import no_thread_left, run_here, write_config
 
 
 def test_items_arrive_in_order_while_the_next_is_produced_in_the_background() -> None:
@@ -51,7 +50,7 @@ def test_a_caller_that_stops_early_stops_the_producer() -> None:
 
     with closing(prefetch(items())) as it:
         assert next(it) == 0
-    _no_prefetch_thread_left()
+    no_thread_left("prefetch")
     assert produced < 10  # it stopped after the queue filled, not after producing everything
 
 
@@ -59,14 +58,7 @@ def test_a_caller_that_drops_the_iterator_stops_the_producer() -> None:
     it = prefetch(iter(range(1_000)))
     assert next(it) == 0
     del it
-    _no_prefetch_thread_left()
-
-
-def _no_prefetch_thread_left() -> None:
-    deadline = time.monotonic() + 5
-    while any(t.name == "prefetch" for t in threading.enumerate()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(t.name == "prefetch" for t in threading.enumerate())
+    no_thread_left("prefetch")
 
 
 def test_production_starts_at_once_and_a_close_before_the_first_item_stops_it() -> None:
@@ -79,7 +71,7 @@ def test_production_starts_at_once_and_a_close_before_the_first_item_stops_it() 
     it = prefetch(items())
     assert produced.wait(5), "the first item is produced before anyone asks for it"
     it.close()
-    _no_prefetch_thread_left()
+    no_thread_left("prefetch")
     assert list(it) == []
 
 
@@ -90,4 +82,4 @@ def test_a_run_that_fails_on_the_song_side_leaves_no_log_parsing_behind(
     monkeypatch.setenv("SPARKIFY_FAULT_FAIL_AT", "songs-read")
     with pytest.raises(InjectedFault):
         run_here(write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data"))
-    _no_prefetch_thread_left()
+    no_thread_left("prefetch")

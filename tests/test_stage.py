@@ -4,7 +4,6 @@ from a part that was not written."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,18 +20,11 @@ from pipeline.schema import RUN_FILES, SONGPLAYS
 from pipeline.sources import LOG_SOURCE, SONG_SOURCE
 from pipeline.stage import Stager
 
-from .helpers import run_here, write_config
+from .helpers import no_thread_left, run_here, write_config
 
 
 def _files(*names: str) -> pd.DataFrame:
     return pd.DataFrame({"file": pd.array(list(names), dtype="string[pyarrow]")})
-
-
-def _no_stage_thread_left() -> None:
-    deadline = time.monotonic() + 5
-    while any(t.name.startswith("stage") for t in threading.enumerate()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(t.name.startswith("stage") for t in threading.enumerate())
 
 
 def test_a_part_is_written_behind_the_caller_and_finish_waits_for_it(tmp_path: Path) -> None:
@@ -51,7 +43,7 @@ def test_a_part_is_written_behind_the_caller_and_finish_waits_for_it(tmp_path: P
     staged = stager.finish()
     assert staged.tables[RUN_FILES.name].files == [path]
     assert pq.read_table(path).column("file").to_pylist() == ["a.json", "b.json"]
-    _no_stage_thread_left()
+    no_thread_left("stage")
 
 
 def test_a_frame_whose_types_drifted_fails_where_it_is_written_and_nothing_is_written(tmp_path: Path) -> None:
@@ -71,7 +63,7 @@ def test_a_part_that_cannot_be_written_fails_the_next_flush_with_its_reason(tmp_
         stager.flush()
     assert str(root) in str(failed.value)
     stager.close()
-    _no_stage_thread_left()
+    no_thread_left("stage")
 
 
 def test_finish_raises_a_write_that_failed_and_names_its_part(tmp_path: Path) -> None:
@@ -85,7 +77,7 @@ def test_finish_raises_a_write_that_failed_and_names_its_part(tmp_path: Path) ->
     assert f"while staging {path}" in failed.value.__notes__
     with pytest.raises(RuntimeError, match="after it was finished"):
         stager.write(RUN_FILES.name, _files("b.json"), "00001")
-    _no_stage_thread_left()
+    no_thread_left("stage")
 
 
 def test_a_batch_hands_over_its_parts_only_once_the_previous_batchs_are_written(
@@ -112,7 +104,7 @@ def test_a_batch_hands_over_its_parts_only_once_the_previous_batchs_are_written(
     assert begun and not any("part-00001" in step for step in begun)
     assert not (tmp_path / "staging" / "run-1" / SONGPLAYS.name / "part-00001.parquet").exists()
     stager.close()
-    _no_stage_thread_left()
+    no_thread_left("stage")
 
 
 def test_a_run_whose_staging_cannot_be_written_fails_loads_nothing_and_leaves_no_writer(
@@ -122,7 +114,7 @@ def test_a_run_whose_staging_cannot_be_written_fails_loads_nothing_and_leaves_no
     (tmp_path / "staging").write_text("a file where the staging folder should be")
     with pytest.raises(OSError, match="Not a directory"):
         run_here(config)
-    _no_stage_thread_left()
+    no_thread_left("stage")
     with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
         assert con.execute("SELECT COUNT(*) FROM songplays").fetchone() == (0,)
         assert con.execute("SELECT status FROM _sparkify_runs").fetchall() == [("failed",)]
