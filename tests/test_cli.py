@@ -65,6 +65,7 @@ def test_a_pyarrow_built_without_jemalloc_gets_the_c_librarys_allocator_not_a_wa
     (tmp_path / "pyarrow" / "__init__.py").write_text("")
     header.write_text("#define ARROW_MIMALLOC\n/* #undef ARROW_JEMALLOC */\n")
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    monkeypatch.delitem(sys.modules, "pyarrow")  # found on the path, as by a command that has not loaded it yet
     assert cli.arrow_allocator() == "system"
     header.write_text("#define ARROW_JEMALLOC\n#define ARROW_MIMALLOC\n")
     assert cli.arrow_allocator() == ("jemalloc" if sys.platform == "linux" else "system")
