@@ -344,8 +344,6 @@ class _Run:
             lookup.set_result(song_lookup)
             del stored_songs
             partials = RunPartials(
-                users=T.empty_users_partial(),
-                level_points=T.empty_points(),
                 lookup=song_lookup,
                 # Records derived again in one go: about a batch's worth (a log event is 300-400 bytes of JSON).
                 chunk_records=max(10_000, cfg.source.batch_bytes // 400),

@@ -7,13 +7,15 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from pipeline.discover import SourceFile
 from pipeline.extract import extract_segments, read_batches
+from pipeline.reconcile import RunPartials
 from pipeline.sources import LOG_SOURCE
 
 from .conftest import event
-from .helpers import read_tables, run_json, write_config
+from .helpers import read_tables, run_here, run_json, write_config
 
 
 def test_small_batches_give_the_same_tables(sample_dir: Path, tmp_path: Path) -> None:
@@ -28,6 +30,26 @@ def test_small_batches_give_the_same_tables(sample_dir: Path, tmp_path: Path) ->
     a, b = read_tables(one / "wh.duckdb"), read_tables(many / "wh.duckdb")
     for name in a:
         pd.testing.assert_frame_equal(a[name], b[name], obj=name)
+
+
+def test_batches_combined_one_by_one_or_all_at_once_give_the_same_tables(
+    sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The run sets the batches' partials aside and combines them when the load reads them, or sooner when they
+    # grow large: both must give the tables that combining each batch as it comes gives.
+    tables = {}
+    for name, fold_rows in (("each", 0), ("once", 10**9)):
+        monkeypatch.setattr(RunPartials, "FOLD_ROWS", fold_rows)
+        (tmp_path / name).mkdir()
+        config = write_config(
+            tmp_path / name, sample_dir / "song_data", sample_dir / "log_data", source={"batch_mb": 1}
+        )
+        summary = run_here(config)
+        assert summary.rows_merged["songplays"] == 6820
+        tables[name] = read_tables(tmp_path / name / "wh.duckdb")
+    for table in tables["each"]:
+        pd.testing.assert_frame_equal(tables["each"][table], tables["once"][table], obj=table)
+    assert len(tables["once"]["user_levels"]) > len(tables["once"]["users"])  # histories with several periods
 
 
 def test_the_same_event_in_files_of_different_batches_is_loaded_once(sample_copy: Path, tmp_path: Path) -> None:
