@@ -32,24 +32,62 @@ def test_small_batches_give_the_same_tables(sample_dir: Path, tmp_path: Path) ->
         pd.testing.assert_frame_equal(a[name], b[name], obj=name)
 
 
-def test_batches_combined_one_by_one_or_all_at_once_give_the_same_tables(
+def test_batches_combined_one_by_one_in_groups_or_all_at_once_give_the_same_tables(
     sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The run sets the batches' partials aside and combines them when the load reads them, or sooner when they
-    # grow large: both must give the tables that combining each batch as it comes gives.
-    tables = {}
-    for name, fold_rows in (("each", 0), ("once", 10**9)):
+    """The run sets the batches' partials aside and combines them when the load reads them, or in groups once they
+    grow large: every grouping must give the tables one batch gives, also where the batches interleave in time
+    and leave holes in the level histories that later combinations must keep."""
+    # The sample's events in time order, dealt round-robin into three files: every batch spans the whole month.
+    lines = sorted(
+        (line for f in sorted((sample_dir / "log_data").rglob("*.json")) for line in f.read_text().splitlines()),
+        key=lambda line: json.loads(line)["ts"] if line.strip() else 0,
+    )
+    logs = tmp_path / "log_data"
+    logs.mkdir()
+    for n in range(3):
+        (logs / f"2018-11-0{n + 1}-events.json").write_text("\n".join(x for x in lines[n::3] if x.strip()) + "\n")
+
+    sizes: list[int] = []  # rows each batch's partials hold
+    folds: list[int] = []  # batches combined by each fold
+    add, fold = RunPartials.add, RunPartials._fold
+
+    def counting_add(self: RunPartials, users: pd.DataFrame, points: pd.DataFrame) -> None:
+        sizes.append(len(users) + len(points))
+        add(self, users, points)
+        assert self._pending_rows <= self.FOLD_ROWS or not self._pending, "partials wait beyond FOLD_ROWS"
+
+    def counting_fold(self: RunPartials) -> None:
+        if self._pending:
+            folds.append(len(self._pending))
+        fold(self)
+
+    monkeypatch.setattr(RunPartials, "add", counting_add)
+    monkeypatch.setattr(RunPartials, "_fold", counting_fold)
+
+    def run(name: str, fold_rows: int, batch_mb: int) -> dict[str, pd.DataFrame]:
         monkeypatch.setattr(RunPartials, "FOLD_ROWS", fold_rows)
+        sizes.clear()
+        folds.clear()
         (tmp_path / name).mkdir()
-        config = write_config(
-            tmp_path / name, sample_dir / "song_data", sample_dir / "log_data", source={"batch_mb": 1}
-        )
-        summary = run_here(config)
+        summary = run_here(write_config(tmp_path / name, sample_dir / "song_data", logs, source={"batch_mb": batch_mb}))
         assert summary.rows_merged["songplays"] == 6820
-        tables[name] = read_tables(tmp_path / name / "wh.duckdb")
-    for table in tables["each"]:
-        pd.testing.assert_frame_equal(tables["each"][table], tables["once"][table], obj=table)
-    assert len(tables["once"]["user_levels"]) > len(tables["once"]["users"])  # histories with several periods
+        if batch_mb == 1:
+            assert summary.reconciled["users_windows"] > 0  # the batches interleave: holes were filled
+        return read_tables(tmp_path / name / "wh.duckdb")
+
+    whole = run("one-batch", 10**9, 256)
+    assert folds == [1]
+    each = run("each", 0, 1)
+    assert len(folds) == len(sizes) > 2 and set(folds) == {1}
+    once = run("once", 10**9, 1)
+    assert folds == [len(sizes)]
+    groups = run("groups", sizes[0] + sizes[1], 1)
+    assert len(folds) > 1 and max(folds) > 1
+    assert len(whole["user_levels"]) > len(whole["users"])  # histories with several periods
+    for name, tables in (("each", each), ("once", once), ("groups", groups)):
+        for table in whole:
+            pd.testing.assert_frame_equal(whole[table], tables[table], obj=f"{name}: {table}")
 
 
 def test_the_same_event_in_files_of_different_batches_is_loaded_once(sample_copy: Path, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline import transform as T
+from pipeline.reconcile import RunPartials
 
 from .conftest import event, events_frame, song, songs_frame
 
@@ -126,24 +127,32 @@ history_st = st.lists(
 )
 
 
+def _run_partials(fold_rows: int) -> RunPartials:
+    class Partials(RunPartials):
+        FOLD_ROWS = fold_rows
+
+    return Partials(lookup=pd.DataFrame())
+
+
 @SETTINGS
-@given(history_st)
-def test_parts_of_histories_combine_into_the_whole_whatever_they_interleave(records: list[dict[str, Any]]) -> None:
+@given(history_st, st.integers(0, 60))
+def test_parts_of_histories_combine_into_the_whole_whatever_they_interleave(
+    records: list[dict[str, Any]], fold_rows: int
+) -> None:
     """Split each user's events into parts at random (parts overlap in time, share milliseconds), combine the
-    parts' users rows and level points in any order, fill the holes the overlaps leave from the events: the
-    result is what the events give as a whole."""
+    parts' users rows and level points as a run does (``RunPartials``: one by one, all at once, or in groups of
+    any size), fill the holes the overlaps leave from the events: the result is what the events give as a
+    whole."""
     events = T.dedupe_events(_frame([{k: v for k, v in r.items() if k != "part"} for r in records], per_file=50))
     parts = [r["part"] for r in records]
     order = events.set_index(["userId", "sessionId", "itemInSession"]).index
     part_of = dict(zip(((r["userId"], r["sessionId"], r["itemInSession"]) for r in records), parts, strict=True))
     which = pd.Series([part_of[k] for k in order], index=events.index)
-    users = T.empty_users_partial()
-    points, holes = T.empty_points(), T.empty_holes()
+    partials = _run_partials(fold_rows)
     for p in sorted(set(parts), reverse=True):
         chunk = events.loc[which == p]
-        users, conflicts = T.combine_users(users, T.users_partial(chunk))
-        assert not conflicts
-        points, holes = T.combine_level_points(points, T.level_points(chunk), holes=holes)
+        partials.add(T.users_partial(chunk), T.level_points(chunk))
+    users, points, holes = partials.users, partials.level_points, partials.holes
     windows = T.hole_windows(points, holes)
     open_points = points.loc[points["user_id"].isin(set(holes["user_id"]))].reset_index(drop=True)
     filled = T.fill_holes(
