@@ -13,6 +13,8 @@ SONGS ?= 50000
 EVENTS ?= 1000000
 
 .DEFAULT_GOAL := help
+# One sync at a time: under `make -j`, targets needing both environments would run two `uv sync` at once.
+.NOTPARALLEL:
 .PHONY: help install run test lint format docs report notebooks bench bench-scale bench-s3 clean
 
 help: ## list the targets
