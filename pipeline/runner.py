@@ -333,13 +333,16 @@ class _Run:
             # failure.
             log_outcomes = engine.process_logs(log_fs, log_files, lookup, stager, self.timed)
             try:
-                stored_songs = self.retry("reading the catalogue", lambda: self.dest.stored_records(SONG_RECORDS))
+                song_fs, song_files, song_gone = self.list_source(cfg.source.song_data, SONG_SOURCE, ledger)
+                # Listed first, so a run that reads no song file reads only what the lookup is derived from.
+                located = bool(song_files) or full
+                stored_songs = self.retry(
+                    "reading the catalogue", lambda: self.dest.stored_records(SONG_RECORDS, located=located)
+                )
             except BaseException:
                 log_outcomes.close()
                 raise
         with closing(log_outcomes):
-            with self.timed("prepare"):
-                song_fs, song_files, song_gone = self.list_source(cfg.source.song_data, SONG_SOURCE, ledger)
             song_lookup = self.song_side(engine, stager, song_fs, song_files, song_gone, stored_songs)
             lookup.set_result(song_lookup)
             del stored_songs

@@ -21,6 +21,8 @@ from ..errors import CheckFailed, SchemaMissing, SchemaOutdated
 from ..schema import (
     ALL_TABLES,
     ARTISTS,
+    FILE,
+    LINE,
     LOADED_FILES,
     LOOKUP_CHANGES,
     RECORDS,
@@ -402,8 +404,15 @@ class Destination(ABC):
             for url, source, size, version in self._select(f'SELECT "url", "source", "size", "version" FROM {t}')
         }
 
-    def stored_records(self, table: Table, files: Sequence[str] | None = None) -> pd.DataFrame:
-        """Kept source records (``schema.RECORDS``), all of them or those of ``files``, in file and line order."""
+    def stored_records(self, table: Table, files: Sequence[str] | None = None, *, located: bool = True) -> pd.DataFrame:
+        """Kept source records (``schema.RECORDS``), all of them or those of ``files``, in file and line order.
+
+        ``located=False`` reads every record without its file and line, in no order: for what depends on the
+        records' values alone, like a night's song lookup (50,000 records 0.03-0.05 s -> 0.01 s, and no URLs
+        to index)."""
+        if not located:
+            fields = [c for c in table.column_names if c not in (FILE.name, LINE.name)]
+            return self._records_query(table, "", columns=fields)
         if files is None:
             return self._records_query(table, ' ORDER BY "file", "line"')
         if not files:
@@ -411,18 +420,20 @@ class Destination(ABC):
         marks = ", ".join([self.dialect.param] * len(files))
         return self._records_query(table, f' WHERE "file" IN ({marks}) ORDER BY "file", "line"', list(files))
 
-    def _records_sql(self, table: Table, rest: str) -> str:
-        cols = ", ".join(quote(c) for c in table.column_names)
+    def _records_sql(self, table: Table, rest: str, columns: Sequence[str] | None = None) -> str:
+        cols = ", ".join(quote(c) for c in (columns or table.column_names))
         return f"SELECT {cols} FROM {self._t(table)}{rest}"
 
-    def _records_query(self, table: Table, rest: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        """``table``'s rows selected by ``rest`` (WHERE and ORDER BY), as a frame (a target may type them as
-        the parser does, saving conversions)."""
+    def _records_query(
+        self, table: Table, rest: str, params: Sequence[Any] = (), columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """``table``'s ``columns`` (all by default) of the rows ``rest`` selects (WHERE and ORDER BY), as a
+        frame (a target may type them as the parser does, saving conversions)."""
         import pandas as pd
 
         with self.session() as s:
-            rows = s.fetchall(self._records_sql(table, rest), params)
-        return pd.DataFrame([list(r) for r in rows], columns=table.column_names)
+            rows = s.fetchall(self._records_sql(table, rest, columns), params)
+        return pd.DataFrame([list(r) for r in rows], columns=list(columns or table.column_names))
 
     def _runs(self) -> str:
         return self._t(RUNS)

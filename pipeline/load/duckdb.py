@@ -108,14 +108,16 @@ class DuckDBDestination(Destination):
         files = ", ".join(literal(f) for f in staged.files)
         session.execute(f"CREATE OR REPLACE TEMP VIEW {quote(temp_name)} AS SELECT {cols} FROM read_parquet([{files}])")
 
-    def _records_query(self, table: Table, rest: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+    def _records_query(
+        self, table: Table, rest: str, params: Sequence[Any] = (), columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
         # Through Arrow, typed as the parser types them: the catalogue's 50,000 records in 0.05 s instead of
         # 0.11 s, and no conversion of Python strings after.
         from ..extract import pandas_type
 
         with self.session() as s:
             assert isinstance(s, _DuckSession)
-            arrow = s.con.sql(self._records_sql(table, rest), params=list(params)).to_arrow_table()
+            arrow = s.con.sql(self._records_sql(table, rest, columns), params=list(params)).to_arrow_table()
         frame: pd.DataFrame = arrow.to_pandas(types_mapper=pandas_type)
         return frame
 
