@@ -400,73 +400,9 @@ DELETE FROM "<schema>"."_sparkify_loaded_files" USING "stg__sparkify_loaded_file
 ;
 INSERT INTO "<schema>"."_sparkify_loaded_files" ("url", "source", "size", "version", "run_id", "loaded_at") SELECT "url", "source", "size", "version", "run_id", "loaded_at" FROM "stg__sparkify_loaded_files"
 ;
-SELECT COUNT("user_id") - COUNT(DISTINCT "user_id") FROM "<schema>"."users"
+SELECT (SELECT COUNT("user_id") - COUNT(DISTINCT "user_id") FROM "<schema>"."users") AS "check_0", (SELECT COUNT(*) FROM "<schema>"."users" WHERE "user_id" IS NULL) AS "check_1", (SELECT COUNT("artist_id") - COUNT(DISTINCT "artist_id") FROM "<schema>"."artists") AS "check_2", (SELECT COUNT(*) FROM "<schema>"."artists" WHERE "artist_id" IS NULL) AS "check_3", (SELECT COUNT("song_id") - COUNT(DISTINCT "song_id") FROM "<schema>"."songs") AS "check_4", (SELECT COUNT(*) FROM "<schema>"."songs" WHERE "song_id" IS NULL) AS "check_5", (SELECT COUNT(*) FROM "<schema>"."songs" c LEFT JOIN "<schema>"."artists" p ON p."artist_id" = c."artist_id" WHERE c."artist_id" IS NOT NULL AND p."artist_id" IS NULL) AS "check_6", (SELECT COUNT(*) FROM "<schema>"."songs" WHERE "artist_id" IS NULL) AS "check_7", (SELECT COUNT("start_time") - COUNT(DISTINCT "start_time") FROM "<schema>"."time") AS "check_8", (SELECT COUNT(*) FROM "<schema>"."time" WHERE "start_time" IS NULL) AS "check_9", (SELECT COUNT("songplay_id") - COUNT(DISTINCT "songplay_id") FROM "<schema>"."songplays") AS "check_10", (SELECT COUNT(*) FROM "<schema>"."songplays" WHERE "songplay_id" IS NULL) AS "check_11", (SELECT COUNT(*) FROM "<schema>"."songplays" c LEFT JOIN "<schema>"."users" p ON p."user_id" = c."user_id" WHERE c."user_id" IS NOT NULL AND p."user_id" IS NULL) AS "check_12", (SELECT COUNT(*) FROM "<schema>"."songplays" WHERE "user_id" IS NULL) AS "check_13", (SELECT COUNT(*) FROM "<schema>"."songplays" c LEFT JOIN "<schema>"."time" p ON p."start_time" = c."start_time" WHERE c."start_time" IS NOT NULL AND p."start_time" IS NULL) AS "check_14", (SELECT COUNT(*) FROM "<schema>"."songplays" WHERE "start_time" IS NULL) AS "check_15", (SELECT COUNT(*) FROM "<schema>"."songplays" c LEFT JOIN "<schema>"."songs" p ON p."song_id" = c."song_id" WHERE c."song_id" IS NOT NULL AND p."song_id" IS NULL) AS "check_16", (SELECT COUNT(*) FROM "<schema>"."songplays" c LEFT JOIN "<schema>"."artists" p ON p."artist_id" = c."artist_id" WHERE c."artist_id" IS NOT NULL AND p."artist_id" IS NULL) AS "check_17", (SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM "<schema>"."user_levels" WHERE "user_id" IS NOT NULL AND "valid_from" IS NOT NULL GROUP BY "user_id", "valid_from" HAVING COUNT(*) > 1) d) AS "check_18", (SELECT COUNT(*) FROM "<schema>"."user_levels" WHERE "user_id" IS NULL OR "valid_from" IS NULL) AS "check_19", (SELECT COUNT(*) FROM "<schema>"."user_levels" c LEFT JOIN "<schema>"."users" p ON p."user_id" = c."user_id" WHERE c."user_id" IS NOT NULL AND p."user_id" IS NULL) AS "check_20", (SELECT COUNT(*) FROM "<schema>"."user_levels" WHERE "user_id" IS NULL) AS "check_21", (SELECT COUNT(*) FROM (SELECT "user_id", "level", "valid_from", "valid_to", LEAD("valid_from") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS next_from, LAG("level") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS prev_level FROM "<schema>"."user_levels") p WHERE (p."valid_to" IS NULL AND p.next_from IS NOT NULL) OR (p."valid_to" IS NOT NULL AND p.next_from IS NULL) OR p."valid_to" <> p.next_from) AS "check_22", (SELECT COUNT(*) FROM (SELECT "user_id", "level", "valid_from", "valid_to", LEAD("valid_from") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS next_from, LAG("level") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS prev_level FROM "<schema>"."user_levels") p WHERE p.prev_level = p."level") AS "check_23", (SELECT COUNT(*) FROM "<schema>"."users" u LEFT JOIN (SELECT "user_id", COUNT(*) AS n FROM "<schema>"."user_levels" WHERE "valid_to" IS NULL GROUP BY "user_id") c ON c."user_id" = u."user_id" WHERE COALESCE(c.n, 0) <> 1) AS "check_24", (SELECT COUNT(*) FROM "<schema>"."users" u JOIN "<schema>"."user_levels" l ON l."user_id" = u."user_id" AND l."valid_to" IS NULL WHERE l."level" <> u."level") AS "check_25", (SELECT COUNT(*) FROM (SELECT "songplay_id" FROM "stg_songplays" WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM "fix_songplay_keys") UNION ALL SELECT "songplay_id" FROM "fix_songplays") e LEFT JOIN "<schema>"."songplays" s ON s."songplay_id" = e."songplay_id" WHERE s."songplay_id" IS NULL) AS "check_26"
 ;
-SELECT COUNT(*) FROM "<schema>"."users" WHERE "user_id" IS NULL
-;
-SELECT COUNT("artist_id") - COUNT(DISTINCT "artist_id") FROM "<schema>"."artists"
-;
-SELECT COUNT(*) FROM "<schema>"."artists" WHERE "artist_id" IS NULL
-;
-SELECT COUNT("song_id") - COUNT(DISTINCT "song_id") FROM "<schema>"."songs"
-;
-SELECT COUNT(*) FROM "<schema>"."songs" WHERE "song_id" IS NULL
-;
-SELECT COUNT(*) FROM "<schema>"."songs" c LEFT JOIN "<schema>"."artists" p ON p."artist_id" = c."artist_id" WHERE c."artist_id" IS NOT NULL AND p."artist_id" IS NULL
-;
-SELECT COUNT(*) FROM "<schema>"."songs" WHERE "artist_id" IS NULL
-;
-SELECT COUNT("start_time") - COUNT(DISTINCT "start_time") FROM "<schema>"."time"
-;
-SELECT COUNT(*) FROM "<schema>"."time" WHERE "start_time" IS NULL
-;
-SELECT COUNT("songplay_id") - COUNT(DISTINCT "songplay_id") FROM "<schema>"."songplays"
-;
-SELECT COUNT(*) FROM "<schema>"."songplays" WHERE "songplay_id" IS NULL
-;
-SELECT COUNT(*) FROM "<schema>"."songplays" c LEFT JOIN "<schema>"."users" p ON p."user_id" = c."user_id" WHERE c."user_id" IS NOT NULL AND p."user_id" IS NULL
-;
-SELECT COUNT(*) FROM "<schema>"."songplays" WHERE "user_id" IS NULL
-;
-SELECT COUNT(*) FROM "<schema>"."songplays" c LEFT JOIN "<schema>"."time" p ON p."start_time" = c."start_time" WHERE c."start_time" IS NOT NULL AND p."start_time" IS NULL
-;
-SELECT COUNT(*) FROM "<schema>"."songplays" WHERE "start_time" IS NULL
-;
-SELECT COUNT(*) FROM "<schema>"."songplays" c LEFT JOIN "<schema>"."songs" p ON p."song_id" = c."song_id" WHERE c."song_id" IS NOT NULL AND p."song_id" IS NULL
-;
-SELECT COUNT(*) FROM "<schema>"."songplays" c LEFT JOIN "<schema>"."artists" p ON p."artist_id" = c."artist_id" WHERE c."artist_id" IS NOT NULL AND p."artist_id" IS NULL
-;
-SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM "<schema>"."user_levels" WHERE "user_id" IS NOT NULL AND "valid_from" IS NOT NULL GROUP BY "user_id", "valid_from" HAVING COUNT(*) > 1) d
-;
-SELECT COUNT(*) FROM "<schema>"."user_levels" WHERE "user_id" IS NULL OR "valid_from" IS NULL
-;
-SELECT COUNT(*) FROM "<schema>"."user_levels" c LEFT JOIN "<schema>"."users" p ON p."user_id" = c."user_id" WHERE c."user_id" IS NOT NULL AND p."user_id" IS NULL
-;
-SELECT COUNT(*) FROM "<schema>"."user_levels" WHERE "user_id" IS NULL
-;
-SELECT COUNT(*) FROM (SELECT "user_id", "level", "valid_from", "valid_to", LEAD("valid_from") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS next_from, LAG("level") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS prev_level FROM "<schema>"."user_levels") p WHERE (p."valid_to" IS NULL AND p.next_from IS NOT NULL) OR (p."valid_to" IS NOT NULL AND p.next_from IS NULL) OR p."valid_to" <> p.next_from
-;
-SELECT COUNT(*) FROM (SELECT "user_id", "level", "valid_from", "valid_to", LEAD("valid_from") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS next_from, LAG("level") OVER (PARTITION BY "user_id" ORDER BY "valid_from") AS prev_level FROM "<schema>"."user_levels") p WHERE p.prev_level = p."level"
-;
-SELECT COUNT(*) FROM "<schema>"."users" u LEFT JOIN (SELECT "user_id", COUNT(*) AS n FROM "<schema>"."user_levels" WHERE "valid_to" IS NULL GROUP BY "user_id") c ON c."user_id" = u."user_id" WHERE COALESCE(c.n, 0) <> 1
-;
-SELECT COUNT(*) FROM "<schema>"."users" u JOIN "<schema>"."user_levels" l ON l."user_id" = u."user_id" AND l."valid_to" IS NULL WHERE l."level" <> u."level"
-;
-SELECT COUNT(*) FROM (SELECT "songplay_id" FROM "stg_songplays" WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM "fix_songplay_keys") UNION ALL SELECT "songplay_id" FROM "fix_songplays") e LEFT JOIN "<schema>"."songplays" s ON s."songplay_id" = e."songplay_id" WHERE s."songplay_id" IS NULL
-;
-SELECT COUNT(*) FROM "<schema>"."users"
-;
-SELECT COUNT(*) FROM "<schema>"."artists"
-;
-SELECT COUNT(*) FROM "<schema>"."songs"
-;
-SELECT COUNT(*) FROM "<schema>"."time"
-;
-SELECT COUNT(*) FROM "<schema>"."songplays"
-;
-SELECT COUNT(*) FROM "<schema>"."user_levels"
-;
-SELECT COUNT("song_id") FROM "<schema>"."songplays"
+SELECT (SELECT COUNT(*) FROM "<schema>"."users"), (SELECT COUNT(*) FROM "<schema>"."artists"), (SELECT COUNT(*) FROM "<schema>"."songs"), (SELECT COUNT(*) FROM "<schema>"."time"), (SELECT COUNT(*) FROM "<schema>"."songplays"), (SELECT COUNT(*) FROM "<schema>"."user_levels"), (SELECT COUNT("song_id") FROM "<schema>"."songplays")
 ;
 commit
 ;
