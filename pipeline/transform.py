@@ -185,13 +185,6 @@ def song_lookup(song_records: pd.DataFrame) -> pd.DataFrame:
     """
     df = _chosen_songs(song_records)
     df = df.loc[df["title"].notna() & df["artist_name"].notna() & df["duration"].notna()]
-    # Sorted by the key, then song_id: the first of each key is its smallest song_id, and the lookup is in key
-    # order at once. By Arrow, which compares the text as it lies (a night's 50,000 songs: 0.08 s -> 0.06 s for
-    # the lookup, against a stable sort by song_id and another by the key in pandas).
-    key = ["title", "artist_name", "duration"]
-    columns = pa.table({c: pa.array(df[c]) for c in [*key, "song_id"]})
-    df = df.iloc[pc.sort_indices(columns, sort_keys=[(c, "ascending") for c in columns.column_names]).to_numpy()]
-    df = df.loc[~df.duplicated(key).to_numpy()]
     out = pd.DataFrame(
         {
             "song_title": df["title"].astype("string[pyarrow]"),
@@ -201,6 +194,12 @@ def song_lookup(song_records: pd.DataFrame) -> pd.DataFrame:
             "artist_id": df["artist_id"].astype("string[pyarrow]"),
         }
     )
+    # Sorted by the key, then song_id: the first of each key is its smallest song_id, and the lookup is in key
+    # order at once. By Arrow, on the typed columns (a night's 50,000 songs: 0.08-0.10 s -> 0.06 s for the
+    # lookup, against a stable sort by song_id and another by the key in pandas).
+    columns = pa.table({c: pa.array(out[c]) for c in [*LOOKUP_KEY, "song_id"]})
+    out = out.iloc[pc.sort_indices(columns, sort_keys=[(c, "ascending") for c in columns.column_names]).to_numpy()]
+    out = out.loc[~out.duplicated(LOOKUP_KEY).to_numpy()]
     return _conform(out, LOOKUP_CHANGES)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pandas as pd
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import transform as T
@@ -105,6 +107,42 @@ def test_duplicate_catalogue_songs_never_double_count_a_play() -> None:
     songs = songs_frame(song(song_id="SOB"), song(song_id="SOA"))  # same title, artist, duration
     plays = T.songplays(events_frame(event()), T.song_lookup(songs))
     assert plays["song_id"].tolist() == ["SOA"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["SOA", "SOB", "SOC"]),
+            st.sampled_from(["Song", "Other", "Ärger", None]),
+            st.sampled_from(["Artist", "artist", "Ärtist", None]),
+            st.sampled_from([200.5, 100.0, 0.0, None]),
+            st.sampled_from([0, 1999, 2001]),
+            st.sampled_from(["", "Place"]),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_the_song_lookup_is_the_same_whatever_order_the_catalogue_is_read_in(
+    rows: list[tuple[str, str | None, str | None, float | None, int, str]], rnd: random.Random
+) -> None:
+    """A night reads the stored catalogue in no order; the lookup must not depend on it. Records of one song_id
+    disagree, and several songs share a key: the smallest song_id of a key wins, one row per key, in key order."""
+    records = [
+        song(song_id=s, title=t, artist_name=a, duration=d, year=y, artist_location=loc) for s, t, a, d, y, loc in rows
+    ]
+    shuffled = records[:]
+    rnd.shuffle(shuffled)
+    lookup = T.song_lookup(songs_frame(*records))
+    pd.testing.assert_frame_equal(lookup, T.song_lookup(songs_frame(*shuffled)))
+    assert not lookup.duplicated(T.LOOKUP_KEY).any()
+    keys = list(zip(*(lookup[c].tolist() for c in T.LOOKUP_KEY), strict=True))
+    assert keys == sorted(keys)
+    chosen = T._chosen_songs(songs_frame(*records)).dropna(subset=["title", "artist_name", "duration"])
+    smallest = chosen.groupby(["title", "artist_name", "duration"])["song_id"].min()
+    assert sorted(zip(keys, lookup["song_id"], strict=True)) == sorted(smallest.items())
 
 
 def test_time_parts_follow_iso_week_and_weekday() -> None:

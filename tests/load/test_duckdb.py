@@ -134,3 +134,25 @@ def test_another_process_can_open_the_warehouse_while_a_run_transforms(
     for proc in opened:
         assert proc.returncode == 0, proc.stderr
         assert int(proc.stdout) == songs
+
+
+def test_a_night_reads_every_kept_song_record_without_its_file_and_line(tmp_path: Path) -> None:
+    """What a night that reads no song file derives the lookup from: every kept record's values, in no order."""
+    from pipeline.schema import SONG_RECORDS
+
+    src = tmp_path / "src"
+    # Two records of one song that disagree, and a song without a year.
+    catalogue = [song(), song(song_id="SOB", title="Other"), song(song_id="SOB", title="Other", year=0)]
+    write_sources(src, catalogue, {"2018-11-01-events.json": [event()]})
+    run_here(write_config(tmp_path, src / "song_data", src / "log_data"))
+    dest = DuckDBDestination(str(tmp_path / "wh.duckdb"), "main")
+    located = dest.stored_records(SONG_RECORDS)
+    values = dest.stored_records(SONG_RECORDS, located=False)
+    assert list(values.columns) == [c for c in located.columns if c not in ("file", "line")] and len(values) == 3
+
+    def ordered(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(ordered(values), ordered(located.drop(columns=["file", "line"])))
+    with pytest.raises(ValueError, match="located"):
+        dest.stored_records(SONG_RECORDS, [str(located["file"].iloc[0])], located=False)
