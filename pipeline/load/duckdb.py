@@ -60,7 +60,8 @@ class DuckDBDestination(Destination):
     def pinned(self) -> Iterator[None]:
         """Every session opened meanwhile is one connection, opened at the first and closed at the end (a run
         opened eight, at 17-50 ms each; it now opens four). It holds the file, so a run pins only short stretches:
-        its bookkeeping before it reads, and what it reads before the batches."""
+        its bookkeeping before it reads, and what it reads before the batches (the ledger, the sources' listings,
+        the catalogue)."""
         self._pins += 1
         try:
             yield
