@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import faults
@@ -94,9 +95,9 @@ class _Timed:
         self.inner.rollback()
 
 
-def scalar(session: Session, sql: str) -> Any:
-    rows = session.fetchall(sql)
-    return rows[0][0]
+def one_row(session: Session, sql: str) -> tuple[Any, ...]:
+    """The one row a query of aggregates answers (the checks, the row counts)."""
+    return session.fetchall(sql)[0]
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,7 @@ class Destination(ABC):
         """Rows in each star table, and plays matched to a song: one statement, not seven."""
         counts = [f"(SELECT COUNT(*) FROM {self._t(t)})" for t in TABLES]
         matched = f'(SELECT COUNT("song_id") FROM {self._t(SONGPLAYS)})'
-        *rows, plays = session.fetchall(f"SELECT {', '.join([*counts, matched])}")[0]
+        *rows, plays = one_row(session, f"SELECT {', '.join([*counts, matched])}")
         return {t.name: int(n) for t, n in zip(TABLES, rows, strict=True)}, int(plays)
 
     def load(self, staged: Staged, reconcile: Reconcile, full_refresh: bool = False) -> LoadResult:
@@ -386,7 +387,7 @@ class Destination(ABC):
                 ws.relation("fix_songplay_keys"),
             )
         )
-        return run_checks(checks, lambda sql: s.fetchall(sql)[0])
+        return run_checks(checks, partial(one_row, s))
 
     # ------------------------------------------------------------------ ledger, stored state, run history
 
@@ -497,7 +498,7 @@ class Destination(ABC):
                     "loaded there yet. Check warehouse.* in the config; `python -m pipeline run` creates and loads "
                     "them."
                 )
-            return run_checks(integrity_checks(self.dialect, self.schema), lambda sql: s.fetchall(sql)[0])
+            return run_checks(integrity_checks(self.dialect, self.schema), partial(one_row, s))
 
 
 def fit(column: Column, value: Any) -> Any:
