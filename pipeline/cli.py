@@ -309,16 +309,22 @@ def arrow_allocator() -> str:
     return "jemalloc" if re.search(r"^#define ARROW_JEMALLOC\s*$", text, re.MULTILINE) else "system"
 
 
-def main(argv: list[str] | None = None) -> int:
-    # Before numpy and pyarrow are imported (nothing here imports them). numpy's OpenBLAS starts a thread per core
-    # that spins after any use, taking the second core from the parser; the pipeline does no linear algebra.
-    # pyarrow's default allocator (mimalloc) handed large freed buffers back to the system and took fresh ones for
-    # the next batch, which the kernel must zero: at 1M events 5.3-7.6 s of system time, 3.6-4.5 s with the C
-    # library's allocator, which reuses them (memory.release trims what is left after each batch). jemalloc, where
-    # pyarrow has it, keeps freed pages a moment before handing them back, and fragments less: at 10M events
-    # 74-79 s and a peak of 1,474-1,489 MB with the C library's, 68-70 s and 1,384-1,406 MB with it.
+def process_defaults() -> None:
+    """The process settings every run has, set before numpy and pyarrow are imported (nothing here imports them);
+    variables the operator has set are left alone."""
+    # numpy's OpenBLAS starts a thread per core that spins after any use, taking the second core from the parser;
+    # the pipeline does no linear algebra. pyarrow's default allocator (mimalloc) handed large freed buffers back to
+    # the system and took fresh ones for the next batch, which the kernel must zero: at 1M events 5.3-7.6 s of
+    # system time, 3.6-4.5 s with the C library's allocator, which reuses them (memory.release trims what is left
+    # after each batch). jemalloc, where pyarrow has it, keeps freed pages a moment before handing them back, and
+    # fragments less: at 10M events 74-79 s and a peak of 1,474-1,489 MB with the C library's, 68-70 s and
+    # 1,384-1,406 MB with it.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", arrow_allocator())
+
+
+def main(argv: list[str] | None = None) -> int:
+    process_defaults()
     args = build_parser().parse_args(argv)
     logs.setup(args.verbose, args.quiet)
     try:
