@@ -73,7 +73,7 @@ report: $(RUNTIME) $(BYTECODE) ## write build/report.html (analytics with charts
 notebooks: $(SYNCED) ## open the notebooks in JupyterLab (fetched into a throwaway environment on first use)
 	$(RUN) --with jupyterlab jupyter lab notebooks/
 
-bench: $(SYNCED) $(BYTECODE) ## pipeline vs hand-tuned and plain DuckDB builds, 3 runs each, then a night and the light commands (SONGS=50000 EVENTS=1000000)
+bench: $(SYNCED) $(BYTECODE) ## pipeline vs hand-tuned and plain DuckDB builds and its parse alone, 3 runs each, then a night and the light commands (SONGS=50000 EVENTS=1000000)
 	$(RUN) python -m tests.benchmarks.bench --songs $(SONGS) --events $(EVENTS)
 
 clean: ## remove build output and generated demo data (not the environment)
