@@ -10,6 +10,8 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import NoReturn
@@ -63,34 +65,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The lock first: a run that may not start (exit 75) must not leave a helper listing beside the one that runs.
     with single_flight(cfg.run.lock_path, run_id):
         listings = list_ahead(cfg)  # while the imports below take their half second
-        pace = gc.get_threshold()
-        freeze = gc.get_freeze_count() == 0  # a caller that froze objects of its own keeps them frozen
         try:
-            # The collector's default pace (every 700 new objects) ran 311 collections over a 15,000-song run and
-            # 569 (0.5 s) over a 1M-event run, most of them walking the objects pandas and pyarrow leave at import:
-            # those are set aside (freeze), and young objects are collected every 20,000 new ones (the older
-            # generations at the default ratio: 48 collections, 0.16 s at 1M). Restored after the run.
-            gc.set_threshold(20_000, pace[1], pace[2])
-            from .runner import RunOptions, run
+            with run_collector() as settle:
+                from .runner import RunOptions, run
 
-            if freeze:
-                gc.freeze()
-            options = RunOptions(full_refresh=args.full_refresh, since=args.since, until=args.until)
-            try:
-                summary = run(cfg, options, run_id=run_id, listings=listings, locked=True)
-            except BaseException as exc:
-                s = getattr(exc, "summary", None)
-                if s is not None:
-                    print(s.to_json() if args.json else s.to_text(), file=sys.stdout if args.json else sys.stderr)
-                raise
+                settle()
+                options = RunOptions(full_refresh=args.full_refresh, since=args.since, until=args.until)
+                try:
+                    summary = run(cfg, options, run_id=run_id, listings=listings, locked=True)
+                except BaseException as exc:
+                    s = getattr(exc, "summary", None)
+                    if s is not None:
+                        print(s.to_json() if args.json else s.to_text(), file=sys.stdout if args.json else sys.stderr)
+                    raise
         finally:
             if listings is not None:
                 listings.close()
-            if freeze:
-                gc.unfreeze()
-            gc.set_threshold(*pace)
     print(summary.to_json() if args.json else summary.to_text())
     return EXIT_OK
+
+
+@contextmanager
+def run_collector() -> Iterator[Callable[[], None]]:
+    """The garbage collector's pace during a run, restored after it; yields ``settle``, to be called once the
+    run's modules are imported.
+
+    The collector's default pace (every 700 new objects) ran 311 collections over a 15,000-song run and 569 (0.5 s)
+    over a 1M-event run, most of them walking the objects pandas and pyarrow leave at import: those are set aside
+    by ``settle`` (``gc.freeze``), and young objects are collected every 20,000 new ones (the older generations at
+    the default ratio: 48 collections, 0.16 s at 1M). A caller that froze objects of its own keeps them frozen.
+    """
+    pace = gc.get_threshold()
+    freeze = gc.get_freeze_count() == 0
+    gc.set_threshold(20_000, pace[1], pace[2])
+    try:
+        yield gc.freeze if freeze else _nothing
+    finally:
+        if freeze:
+            gc.unfreeze()
+        gc.set_threshold(*pace)
+
+
+def _nothing() -> None:
+    pass
 
 
 def cmd_create_schema(args: argparse.Namespace) -> int:
