@@ -97,17 +97,18 @@ def run_collector() -> Iterator[Callable[[], None]]:
     """
     pace = gc.get_threshold()
     freeze = gc.get_freeze_count() == 0
+
+    def settle() -> None:
+        if freeze:
+            gc.freeze()
+
     gc.set_threshold(20_000, pace[1], pace[2])
     try:
-        yield gc.freeze if freeze else _nothing
+        yield settle
     finally:
         if freeze:
             gc.unfreeze()
         gc.set_threshold(*pace)
-
-
-def _nothing() -> None:
-    pass
 
 
 def cmd_create_schema(args: argparse.Namespace) -> int:
