@@ -34,6 +34,7 @@ EXIT_CONFIG = 2
 EXIT_CHECKS = 3
 EXIT_REJECTS = 4
 EXIT_SOURCE = 5
+EXIT_HELD = 6  # loaded, but a re-delivery that would lose most of what it replaces was held back
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock; try again later
 
 log = logging.getLogger("pipeline")
@@ -70,7 +71,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 from .runner import RunOptions, run
 
                 settle()
-                options = RunOptions(full_refresh=args.full_refresh, since=args.since, until=args.until)
+                options = RunOptions(
+                    full_refresh=args.full_refresh,
+                    since=args.since,
+                    until=args.until,
+                    accept_shrunk=frozenset(args.accept_shrunk or ()),
+                )
                 try:
                     summary = run(cfg, options, run_id=run_id, listings=listings, locked=True)
                 except BaseException as exc:
@@ -82,6 +88,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             if listings is not None:
                 listings.close()
     print(summary.to_json() if args.json else summary.to_text())
+    if summary.files_held:
+        log.error(
+            "%d re-delivered file(s) held back: each would lose more than rejects.max_shrink of the records loaded "
+            "from the version it replaces, which stays. Accept one with: python -m pipeline run --accept-shrunk URL",
+            len(summary.files_held),
+        )
+        return EXIT_HELD
     return EXIT_OK
 
 
@@ -232,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="reread every file in the source and rebuild every table in one transaction; files that have left "
         "the source keep their rows (from their kept records)",
+    )
+    r.add_argument(
+        "--accept-shrunk",
+        action="append",
+        metavar="URL",
+        help="load this re-delivered file although it holds far fewer records than the version loaded before "
+        "(a run holds such a file back and exits 6); repeat for several",
     )
     r.add_argument("--since", type=_date, metavar="YYYY-MM-DD", help="only log files dated on or after this day")
     r.add_argument("--until", type=_date, metavar="YYYY-MM-DD", help="only log files dated on or before this day")

@@ -8,6 +8,7 @@ Redshift password and AWS keys come from the environment or the AWS credential c
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -23,6 +24,8 @@ ENV_PREFIX = "SPARKIFY__"
 # The built-in demo location: the only place synthetic data is ever generated into (``demo`` settings).
 DEMO_ROOT = Path(__file__).resolve().parents[1] / "data" / "demo"
 TARGETS = ("duckdb", "redshift")
+# The sizes DuckDB's memory_limit takes: a number and a unit (900MB, 1.5GB, 2GiB).
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|B|bytes)\s*$", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -81,8 +84,13 @@ class StagingConfig:
 class RejectsConfig:
     #: Folder for the rejected records of each run (JSON lines with file, line, reason, raw text).
     path: str = "build/rejects"
-    #: Fail the run, loading nothing, when more than this fraction of the records read is rejected.
+    #: Fail the run, loading nothing, when rejected records weigh more than this fraction of the records read
+    #: (a file that cannot be read at all weighs the records its size would hold).
     max_fraction: float = 0.01
+    #: Hold back a re-delivered file (keeping the version loaded before) when it would lose more than this
+    #: fraction of the records loaded from that version; the run then exits 6. Accept one with
+    #: ``run --accept-shrunk URL``; 1 turns the guard off.
+    max_shrink: float = 0.5
 
 
 @dataclass
@@ -290,49 +298,98 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _validate(cfg: Config) -> None:
+def _problems(cfg: Config) -> list[str]:
+    """Every setting that would fail the run later, each naming its key: all at once, so one edit fixes them."""
+    out: list[str] = []
+
+    def finite(key: str, value: float) -> bool:
+        if math.isfinite(value):
+            return True
+        out.append(f"{key}: must be a finite number, got {value}")
+        return False
+
     if cfg.warehouse.target not in TARGETS:
-        raise ConfigError(f"warehouse.target: {cfg.warehouse.target!r} is not one of {', '.join(TARGETS)}")
+        out.append(f"warehouse.target: {cfg.warehouse.target!r} is not one of {', '.join(TARGETS)}")
     if cfg.source.concurrency < 1:
-        raise ConfigError(f"source.concurrency: must be at least 1, got {cfg.source.concurrency}")
+        out.append(f"source.concurrency: must be at least 1, got {cfg.source.concurrency}")
     if cfg.engine not in ("local", "ray"):
-        raise ConfigError(f"engine: {cfg.engine!r} is not one of local, ray")
-    if cfg.source.batch_mb <= 0:
-        raise ConfigError(f"source.batch_mb: must be more than 0, got {cfg.source.batch_mb}")
+        out.append(f"engine: {cfg.engine!r} is not one of local, ray")
+    if finite("source.batch_mb", cfg.source.batch_mb) and cfg.source.batch_mb <= 0:
+        out.append(f"source.batch_mb: must be more than 0, got {cfg.source.batch_mb}")
     if cfg.run.attempts < 1:
-        raise ConfigError(f"run.attempts: must be at least 1, got {cfg.run.attempts}")
+        out.append(f"run.attempts: must be at least 1, got {cfg.run.attempts}")
+    if finite("run.retry_base_seconds", cfg.run.retry_base_seconds) and cfg.run.retry_base_seconds < 0:
+        out.append(f"run.retry_base_seconds: must not be negative, got {cfg.run.retry_base_seconds}")
     if cfg.aws.max_attempts < 1:
-        raise ConfigError(f"aws.max_attempts: must be at least 1, got {cfg.aws.max_attempts}")
+        out.append(f"aws.max_attempts: must be at least 1, got {cfg.aws.max_attempts}")
     if cfg.staging.keep_failed_days < 0:
-        raise ConfigError(f"staging.keep_failed_days: must not be negative, got {cfg.staging.keep_failed_days}")
-    if not 0.0 <= cfg.rejects.max_fraction <= 1.0:
-        raise ConfigError(f"rejects.max_fraction: must be between 0 and 1, got {cfg.rejects.max_fraction}")
+        out.append(f"staging.keep_failed_days: must not be negative, got {cfg.staging.keep_failed_days}")
+    for key in ("max_fraction", "max_shrink"):
+        value = getattr(cfg.rejects, key)
+        if not 0.0 <= value <= 1.0:  # NaN fails this too
+            out.append(f"rejects.{key}: must be between 0 and 1, got {value}")
     for key in ("songs", "events"):
         if getattr(cfg.demo, key) < 0:
-            raise ConfigError(f"demo.{key}: must not be negative")
-    for section, key in (("source", "song_data"), ("source", "log_data")):
-        if not getattr(getattr(cfg, section), key):
-            raise ConfigError(f"{section}.{key}: must not be empty")
-    if cfg.warehouse.target == "duckdb" and is_url(cfg.staging.path):
-        raise ConfigError(f"staging.path: the duckdb target stages to a local folder, got {cfg.staging.path!r}")
-    if cfg.warehouse.target == "redshift":
-        rs = cfg.warehouse.redshift
-        if not cfg.staging.path.startswith("s3://"):
-            raise ConfigError(f"staging.path: Redshift COPYs from S3; set an s3:// prefix, got {cfg.staging.path!r}")
-        if not rs.iam_role:
-            raise ConfigError("warehouse.redshift.iam_role: required for COPY (the ARN of a role Redshift assumes)")
-        if not (rs.secret_id or rs.glue_connection or (rs.host and rs.user)):
-            raise ConfigError(
-                "warehouse.redshift: set secret_id, or glue_connection, or host and user (password from the "
-                "environment variable named by password_env)"
+            out.append(f"demo.{key}: must not be negative")
+    for key, value in (
+        ("source.song_data", cfg.source.song_data),
+        ("source.log_data", cfg.source.log_data),
+        ("staging.path", cfg.staging.path),
+        ("rejects.path", cfg.rejects.path),
+        ("run.lock_path", cfg.run.lock_path),
+    ):
+        if not value.strip():
+            out.append(f"{key}: must not be empty")
+    if cfg.warehouse.target == "duckdb":
+        if not cfg.warehouse.duckdb.path.strip() or cfg.warehouse.duckdb.path.strip() == ":memory:":
+            out.append("warehouse.duckdb.path: must name a file (an in-memory warehouse would be lost at exit)")
+        if not _MEMORY.match(cfg.warehouse.duckdb.memory_limit):
+            out.append(
+                f"warehouse.duckdb.memory_limit: a size such as 900MB or 2GB, got {cfg.warehouse.duckdb.memory_limit!r}"
             )
+        if is_url(cfg.staging.path):
+            out.append(f"staging.path: the duckdb target stages to a local folder, got {cfg.staging.path!r}")
+    if cfg.warehouse.target == "redshift":
+        out += _redshift_problems(cfg)
     if cfg.warehouse.schema:
         from .sql import validate_identifier
 
         try:
             validate_identifier(cfg.warehouse.schema, "warehouse.schema")
         except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+            out.append(str(exc))
+        else:
+            if cfg.warehouse.schema != cfg.warehouse.schema.lower():
+                # Unquoted identifiers fold to lower case in both warehouses: "Main" would load main and then
+                # find nothing under Main.
+                out.append(f"warehouse.schema: lower case only, got {cfg.warehouse.schema!r}")
+    return out
+
+
+def _redshift_problems(cfg: Config) -> list[str]:
+    rs, out = cfg.warehouse.redshift, []
+    if not cfg.staging.path.startswith("s3://"):
+        out.append(f"staging.path: Redshift COPYs from S3; set an s3:// prefix, got {cfg.staging.path!r}")
+    if not rs.iam_role:
+        out.append("warehouse.redshift.iam_role: required for COPY (the ARN of a role Redshift assumes)")
+    if not (rs.secret_id or rs.glue_connection or (rs.host and rs.user)):
+        out.append(
+            "warehouse.redshift: set secret_id, or glue_connection, or host and user (password from the "
+            "environment variable named by password_env)"
+        )
+    elif not (rs.secret_id or rs.glue_connection) and not rs.password_env:
+        out.append("warehouse.redshift.password_env: name the environment variable holding the password")
+    elif not (rs.secret_id or rs.glue_connection) and rs.password_env not in os.environ:
+        out.append(f"warehouse.redshift.password_env: the environment variable {rs.password_env} is not set")
+    return out
+
+
+def _validate(cfg: Config) -> None:
+    problems = _problems(cfg)
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(f"{len(problems)} settings to fix:\n  " + "\n  ".join(problems))
 
 
 def load_config(path: str | Path | None, environ: typing.Mapping[str, str] | None = None) -> Config:

@@ -28,6 +28,7 @@ from .config import Config
 from .discover import SourceFile, open_fs
 from .engine import BatchOutcome, Engine, Outcomes, Timer, process_batch
 from .extract import FILE_COL, Extracted, extract, extract_segments, read_batches
+from .redelivery import ShrinkGuard
 from .retry import with_retries
 from .sources import LOG_SOURCE, SONG_SOURCE
 from .stage import Stager
@@ -82,7 +83,9 @@ def _read_songs(cfg: Config, files: list[SourceFile]) -> tuple[Extracted, str]:
     return x, ray.get_runtime_context().get_node_id()
 
 
-def _process(cfg: Config, run_id: str, task: int, files: list[SourceFile], lookup: pd.DataFrame) -> list[BatchOutcome]:
+def _process(
+    cfg: Config, run_id: str, task: int, files: list[SourceFile], lookup: pd.DataFrame, guard: ShrinkGuard | None
+) -> list[BatchOutcome]:
     """One Ray task: read, parse, transform and stage a group of log files, batch by batch."""
     import ray
 
@@ -102,7 +105,7 @@ def _process(cfg: Config, run_id: str, task: int, files: list[SourceFile], looku
     with closing(stager):
         for k, segments in enumerate(read_batches(fs, files, cfg.source.batch_bytes, cfg.source.concurrency, retry)):
             x = extract_segments(LOG_SOURCE, files, segments)
-            outcome = process_batch(x, lookup, stager, f"t{task:05d}-{k:03d}")
+            outcome = process_batch(x, lookup, stager, f"t{task:05d}-{k:03d}", guard=guard)
             outcome.node = node
             out.append(outcome)
         stager.flush()  # the task's files are written before it reports them
@@ -149,6 +152,7 @@ class RayEngine(Engine):
             bytes_read=sum(x.bytes_read for x, _ in results),
             # Files no task could read stay out of the ledger, as on the local engine.
             unread={group[0] + i for group, (x, _) in zip(groups, results, strict=True) for i in x.unread},
+            vanished={group[0] + i for group, (x, _) in zip(groups, results, strict=True) for i in x.vanished},
         )
 
     def process_logs(
@@ -158,12 +162,18 @@ class RayEngine(Engine):
         lookup: Future[pd.DataFrame],
         stager: Stager,
         timed: Timer,
+        guard: ShrinkGuard | None = None,
     ) -> Outcomes:
         # The tasks carry the lookup, so they are submitted once it is known (when the first outcome is asked for).
-        return Outcomes(self._process(files, lookup, stager, timed))
+        return Outcomes(self._process(files, lookup, stager, timed, guard))
 
     def _process(
-        self, files: list[SourceFile], lookup: Future[pd.DataFrame], stager: Stager, timed: Timer
+        self,
+        files: list[SourceFile],
+        lookup: Future[pd.DataFrame],
+        stager: Stager,
+        timed: Timer,
+        guard: ShrinkGuard | None,
     ) -> Generator[BatchOutcome, None, None]:
         import ray
 
@@ -171,7 +181,7 @@ class RayEngine(Engine):
         remote = ray.remote(_process).options(scheduling_strategy="SPREAD", max_retries=2)
         groups = plan(files, self.cfg.source.batch_bytes)
         futures = [
-            remote.remote(self.cfg, stager.run_id, n, [files[i] for i in group], lookup_ref)
+            remote.remote(self.cfg, stager.run_id, n, [files[i] for i in group], lookup_ref, guard)
             for n, group in enumerate(groups)
         ]
         log.info("Ray engine: %d log file groups submitted as tasks", len(futures))

@@ -25,6 +25,7 @@ from .config import Config
 from .discover import SourceFile
 from .extract import Extracted, Reject, extract, extract_segments, read_batches
 from .progress import Progress
+from .redelivery import Held, ShrinkGuard
 from .retry import with_retries
 from .schema import EVENT_RECORDS, SONGPLAYS, TIME
 from .sources import LOG_SOURCE, SONG_SOURCE
@@ -46,6 +47,9 @@ class BatchOutcome:
     parts: list[tuple[str, str, int]] = field(default_factory=list)  # (relation, path, rows) staged
     # Files that could not be read at all: not loaded, so not recorded as loaded (the next run tries again).
     unread: list[str] = field(default_factory=list)
+    # Files gone since the listing, and re-deliveries held back by the shrink guard: neither is loaded.
+    vanished: list[str] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
     node: str = ""
     # Text fields of events whose double encoding was repaired (``repair.py``).
     repaired: int = 0
@@ -61,8 +65,12 @@ def process_batch(
     stager: Stager,
     part: str,
     timed: Timer = _no_timer,
+    guard: ShrinkGuard | None = None,
 ) -> BatchOutcome:
     """One parsed batch of log records: its star rows staged as part ``part``, its partials returned."""
+    held: list[Held] = []
+    if guard is not None:
+        x, held = guard.hold(x)
     with timed("transform"):
         b = T.log_batch(x.frame, lookup, [f.url for f in x.files])
     frames = {EVENT_RECORDS.name: b.records, SONGPLAYS.name: b.songplays, TIME.name: b.time}
@@ -73,6 +81,8 @@ def process_batch(
         b.users,
         b.level_points,
         unread=[x.files[i].url for i in sorted(x.unread)],
+        vanished=[x.files[i].url for i in sorted(x.vanished)],
+        held=held,
         repaired=b.repaired,
     )
     with timed("stage"):
@@ -107,8 +117,9 @@ class Engine(ABC):
         lookup: Future[pd.DataFrame],
         stager: Stager,
         timed: Timer,
+        guard: ShrinkGuard | None = None,
     ) -> Outcomes:
-        """The run's log files in batches, each through ``process_batch``; outcomes in any order.
+        """The run's log files in batches, each through ``process_batch`` (with ``guard``); outcomes in any order.
 
         Called before the song files are read: an engine may start reading the logs at once, and waits for
         ``lookup`` (set once the catalogue is built) only where a batch is matched against it.
@@ -150,13 +161,14 @@ class LocalEngine(Engine):
         lookup: Future[pd.DataFrame],
         stager: Stager,
         timed: Timer,
+        guard: ShrinkGuard | None = None,
     ) -> Outcomes:
         # pyarrow's parser releases the GIL, so parsing the next batch overlaps with the pandas transforms of
         # this one (mostly single-threaded): at 10M events that took the wall time from 39 s to 33-35 s on
         # 2 cores. Parsing starts now, while the caller reads the song files: at 1M events the first batch
         # was otherwise waited for 1.7 s after them. "extract" counts only the time this thread waits.
         parsed = prefetch(self.parsed_logs(fs, files))
-        return Outcomes(self._process(parsed, sum(f.size for f in files), lookup, stager, timed), parsed)
+        return Outcomes(self._process(parsed, sum(f.size for f in files), lookup, stager, timed, guard), parsed)
 
     def parsed_logs(self, fs: Any, files: list[SourceFile]) -> Iterator[Extracted]:
         """The log files read and parsed batch by batch, nothing more: what the background thread of a run
@@ -167,7 +179,13 @@ class LocalEngine(Engine):
             yield extract_segments(LOG_SOURCE, files, segments)
 
     def _process(
-        self, parsed: Prefetch[Extracted], size: int, lookup: Future[pd.DataFrame], stager: Stager, timed: Timer
+        self,
+        parsed: Prefetch[Extracted],
+        size: int,
+        lookup: Future[pd.DataFrame],
+        stager: Stager,
+        timed: Timer,
+        guard: ShrinkGuard | None,
     ) -> Generator[BatchOutcome, None, None]:
         with closing(parsed), Progress("log data", total=size, unit="B") as bar:
             n = 0
@@ -177,7 +195,7 @@ class LocalEngine(Engine):
                 if x is None:
                     return
                 bar.update(x.bytes_read)
-                yield process_batch(x, lookup.result(), stager, f"{n:05d}", timed)
+                yield process_batch(x, lookup.result(), stager, f"{n:05d}", timed, guard)
                 n += 1
 
 

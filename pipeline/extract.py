@@ -51,8 +51,10 @@ class Reject:
     line: int | None  # 1-based; None when the whole file is rejected
     reason: str
     raw: str
-    # Bytes of source lost with it: what ``rejects.max_fraction`` weighs (a whole unreadable file weighs its size).
+    # Bytes of source lost with it: unparsed bytes weigh the records they would hold (``rejects.py``).
     size: int = 0
+    # It parsed as one record and failed a check (a wrong type, an over-long value): one record, however long.
+    parsed: bool = False
 
 
 @dataclass
@@ -66,6 +68,10 @@ class Extracted:
     bytes_read: int = 0
     # Files that could not be read at all (indexes into ``files``): not loaded, so not recorded as loaded.
     unread: set[int] = field(default_factory=set)
+    # Files gone between the listing and the read (indexes into ``files``): as if no longer listed.
+    vanished: set[int] = field(default_factory=set)
+    # Re-delivered files held back by the shrink guard (indexes into ``files``): their rows are not here.
+    held: set[int] = field(default_factory=set)
 
     @property
     def records(self) -> int:
@@ -74,7 +80,8 @@ class Extracted:
 
 
 # Errors that no retry can cure: the file is not readable as it stands. It is rejected whole and left out of
-# the ledger, so the next run tries it again (a permission fixed, a mount back).
+# the ledger, so the next run tries it again (a permission fixed, a mount back). A file not found was listed
+# and is gone (a retention job, an upstream move): no record of it was bad, so it is not rejected at all.
 _UNREADABLE = (PermissionError, IsADirectoryError, NotADirectoryError, FileNotFoundError)
 _ELOOP = 40
 
@@ -82,6 +89,8 @@ _ELOOP = 40
 @dataclass(frozen=True)
 class Unreadable:
     reason: str
+    # Gone since the listing: treated as no longer listed, not as a rejected file.
+    vanished: bool = False
 
 
 def _denied(fs: AbstractFileSystem, url: str, exc: BaseException) -> None:
@@ -94,7 +103,8 @@ def _denied(fs: AbstractFileSystem, url: str, exc: BaseException) -> None:
 def _unreadable(exc: BaseException) -> Unreadable | None:
     if isinstance(exc, _UNREADABLE) or (isinstance(exc, OSError) and exc.errno == _ELOOP):
         text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return Unreadable(f"cannot read: {type(exc).__name__}: {text}")
+        vanished = isinstance(exc, FileNotFoundError)
+        return Unreadable(f"{'vanished' if vanished else 'cannot read'}: {type(exc).__name__}: {text}", vanished)
     return None
 
 
@@ -220,10 +230,14 @@ class Segment:
     problem: str | None = None
     # The file could not be read at all: leave it out of the ledger, so the next run reads it again.
     unread: bool = False
+    # The file was gone when it was to be read: nothing of it is rejected, nothing of it is loaded.
+    vanished: bool = False
 
 
 def _segment(i: int, f: SourceFile, data: bytes | Unreadable) -> Segment:
     if isinstance(data, Unreadable):
+        if data.vanished:
+            return Segment(i, 1, b"", vanished=True)
         return Segment(i, 1, b"", problem=data.reason, unread=data.reason.startswith("cannot read"))
     return Segment(i, 1, data)
 
@@ -277,7 +291,10 @@ def _stream_file(fs: AbstractFileSystem, index: int, f: SourceFile, block: int, 
                 bad = _unreadable(exc)
                 if bad is None or pos:
                     raise
-                yield Segment(index, 1, b"", whole=False, problem=bad.reason, unread=True)
+                if bad.vanished:
+                    yield Segment(index, 1, b"", whole=False, vanished=True)
+                else:
+                    yield Segment(index, 1, b"", whole=False, problem=bad.reason, unread=True)
                 return
             if not chunk:
                 break
@@ -360,6 +377,7 @@ class _Prepared:
     rejects: list[Reject]
     bytes_read: int
     unread: set[int] = field(default_factory=set)
+    vanished: set[int] = field(default_factory=set)
 
 
 def _count_lines(data: bytes) -> int:
@@ -528,9 +546,13 @@ def _prepare(
     pieces: list[_Piece] = []
     rejects: list[Reject] = []
     unread: set[int] = set()
+    vanished: set[int] = set()
     problem_bytes = 0
     for seg in segments:
         i, data = seg.file, seg.data
+        if seg.vanished:
+            vanished.add(i)
+            continue
         if seg.problem is not None:
             lost = sizes[i] if sizes else 0
             rejects.append(Reject(spec.name, names[i], None, seg.problem, "", lost))
@@ -555,7 +577,7 @@ def _prepare(
             continue
         pieces.append(_Piece(i, seg.first_line, data, _count_lines(data)))
     # A file that could not be read weighs its size: what was read and what was lost are one total.
-    return _Prepared(pieces, rejects, sum(len(seg.data) for seg in segments) + problem_bytes, unread)
+    return _Prepared(pieces, rejects, sum(len(seg.data) for seg in segments) + problem_bytes, unread, vanished)
 
 
 def _valid_utf8_runs(seg: Segment, spec: SourceSpec, names: Sequence[str], rejects: list[Reject]) -> Iterator[_Piece]:
@@ -701,7 +723,7 @@ def _extract_prepared(spec: SourceSpec, files: Sequence[SourceFile], prepared: _
         for row, reason in zip(np.flatnonzero(bad), reasons, strict=True):
             f, line = int(file_ids[row]), int(line_nos[row])
             raw = _raw_line(prepared.pieces, f, line, cache)
-            parser.rejects.append(Reject(spec.name, names[f], line, reason, _raw(raw), len(raw)))
+            parser.rejects.append(Reject(spec.name, names[f], line, reason, _raw(raw), len(raw), parsed=True))
         keep = ~bad
         table = table.filter(pa.array(keep))
         file_ids, line_nos = file_ids[keep], line_nos[keep]
@@ -723,4 +745,5 @@ def _extract_prepared(spec: SourceSpec, files: Sequence[SourceFile], prepared: _
         rejects=parser.rejects,
         bytes_read=prepared.bytes_read,
         unread=prepared.unread,
+        vanished=prepared.vanished,
     )

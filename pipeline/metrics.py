@@ -82,8 +82,26 @@ def render(summary: Summary, ended_at: float, last_success: float | None) -> str
     lines += _metric(
         "last_run_bytes_rejected_ratio",
         "gauge",
-        "Share of the bytes read that the last run rejected (rejects.max_fraction applies to it).",
+        "Share of the bytes read that the last run rejected.",
         [({}, summary.bytes_rejected / summary.bytes_read if summary.bytes_read else 0.0)],
+    )
+    lines += _metric(
+        "last_run_rejected_ratio",
+        "gauge",
+        "Rejected records, weighed in records, over those read by the last run (rejects.max_fraction applies).",
+        [({}, summary.rejected_ratio)],
+    )
+    lines += _metric(
+        "last_run_files_held",
+        "gauge",
+        "Re-delivered files the last run held back (they would lose most of what they replace); alert when > 0.",
+        [({}, float(len(summary.files_held)))],
+    )
+    lines += _metric(
+        "last_run_files_vanished",
+        "gauge",
+        "Files gone between the last run's listing and its read (left as they were).",
+        [({}, float(len(summary.files_vanished)))],
     )
     lines += _metric(
         "last_run_fields_repaired",

@@ -41,8 +41,10 @@ from .load import destination_for
 from .load.base import Destination
 from .lock import new_run_id, single_flight
 from .reconcile import RunPartials, reconciler
+from .redelivery import Held, ShrinkGuard
+from .rejects import RejectWeights, weigh_rejects
 from .retry import with_retries
-from .schema import EVENT_RECORDS, LOADED_FILES, LOOKUP_CHANGES, RUN_FILES, SONG_RECORDS
+from .schema import EVENT_RECORDS, LOADED_FILES, LOOKUP_CHANGES, RUN_FILES, SONG_RECORDS, Table
 from .sources import LOG_SOURCE, SONG_SOURCE, SourceSpec
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,8 @@ _DATE_IN_PATH = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 @dataclass(frozen=True)
 class RunOptions:
     full_refresh: bool = False
+    # Re-delivered files (URLs) whose shrink this run accepts: they replace what they had, however small.
+    accept_shrunk: frozenset[str] = frozenset()
     # Inclusive window on the date in each log file's name (YYYY-MM-DD), for backfills.
     since: date | None = None
     until: date | None = None
@@ -74,6 +78,12 @@ class Summary:
     records_rejected: dict[str, int] = field(default_factory=dict)
     # Files that could not be read at all; left out of the ledger, so the next run tries them again.
     files_unread: list[str] = field(default_factory=list)
+    # Files gone between the listing and the read: as if no longer listed (a loaded one keeps what it had).
+    files_vanished: list[str] = field(default_factory=list)
+    # Re-deliveries held back by the shrink guard (url, records, stored): they keep what they had.
+    files_held: list[dict[str, Any]] = field(default_factory=list)
+    # Rejects weighed in records against what was read (see ``weigh_rejects``): what the threshold applies to.
+    rejected_ratio: float = 0.0
     rejects_file: str | None = None
     rows_merged: dict[str, int] = field(default_factory=dict)
     rows_total: dict[str, int] = field(default_factory=dict)
@@ -106,6 +116,17 @@ class Summary:
             )
         if self.rejects_file:
             lines.append(f"  rejected records kept in {self.rejects_file}")
+        if self.files_vanished:
+            lines.append(f"  {len(self.files_vanished):,} files gone since they were listed, left as they were")
+        for h in self.files_held:
+            lines.append(
+                f"  HELD: {h['url']} has {h['records']:,} records against the {h['stored']:,} loaded from the "
+                "version it replaces; the loaded version stays"
+            )
+        if self.files_held:
+            lines.append(
+                "  to load a smaller re-delivery as it is: python -m pipeline run --accept-shrunk URL (once per file)"
+            )
         if self.rows_merged:
             lines.append("  rows written (staged and merged) / rows in table after the run:")
             for t, n in self.rows_merged.items():
@@ -252,6 +273,7 @@ class _Run:
         self.run_id = run_id
         self.listings = listings
         self.ledger: dict[str, tuple[str, int, str]] = {}
+        self.weights: dict[str, RejectWeights] = {}
         self.dest: Destination = destination_for(cfg)
         self.summary = Summary(
             run_id=run_id, target=self.dest.describe(), mode="full refresh" if options.full_refresh else "incremental"
@@ -298,15 +320,56 @@ class _Run:
         )
         return fs, chosen, gone
 
-    def count(self, source: str, records: int, rejects: list[Reject], bytes_read: int, unread: list[str]) -> None:
+    def count(
+        self,
+        source: str,
+        records: int,
+        rejects: list[Reject],
+        bytes_read: int,
+        unread: list[str],
+        vanished: list[str] = (),  # type: ignore[assignment]
+        held: list[Held] = (),  # type: ignore[assignment]
+    ) -> None:
         s = self.summary
         s.records_read[source] = s.records_read.get(source, 0) + records
         s.records_rejected[source] = s.records_rejected.get(source, 0) + len(rejects)
         s.bytes_read += bytes_read
         s.bytes_rejected += sum(r.size for r in rejects)
         s.files_unread += unread
+        s.files_vanished += vanished
+        s.files_held += [asdict(h) for h in held]
+        self.weights.setdefault(source, RejectWeights()).add(records, bytes_read, rejects)
+        for url in vanished:
+            log.warning("%s: %s is gone since it was listed; left as it was", source, url)
+        for h in held:
+            log.warning(
+                "%s: re-delivered %s has %d records against the %d loaded from the version it replaces "
+                "(over rejects.max_shrink %.0f%%): held back, the loaded version stays",
+                source,
+                h.url,
+                h.records,
+                h.stored,
+                self.cfg.rejects.max_shrink * 100,
+            )
         if rejects:
             s.rejects_file = append_rejects(rejects, self.cfg.rejects.path, self.run_id)
+
+    def kept(self) -> set[str]:
+        """Files listed for this run that keep what they had: unreadable, gone since the listing, or held."""
+        s = self.summary
+        return {*s.files_unread, *s.files_vanished, *(h["url"] for h in s.files_held)}
+
+    def shrink_guard(self, table: Table, files: list[SourceFile]) -> ShrinkGuard | None:
+        """The guard for this run's re-delivered files of one source (all loaded files on a full refresh)."""
+        if self.cfg.rejects.max_shrink >= 1.0:
+            return None
+        urls = [f.url for f in files if f.url in self.ledger]
+        if not urls:
+            return None
+        stored = self.retry("counting the stored records", lambda: self.dest.record_counts(table, urls))
+        return ShrinkGuard(
+            stored, self.cfg.rejects.max_shrink, self.options.accept_shrunk, whole_up_to=self.cfg.source.batch_bytes
+        )
 
     def execute(self) -> Summary:
         stager = staging.Stager(self.cfg.staging.path, self.run_id, self.session, retry=self.retry)
@@ -328,12 +391,14 @@ class _Run:
             ledger = self.retry("reading the ledger", self.dest.loaded_files)
             self.ledger = ledger
             log_fs, log_files, log_gone = self.list_source(cfg.source.log_data, LOG_SOURCE, ledger)
+            log_guard = self.shrink_guard(EVENT_RECORDS, log_files)
             # The engine may start reading the logs now, while the song files are listed and read: a batch waits
             # for the lookup only to be matched. Closed whatever happens, so nothing goes on parsing after a
             # failure.
-            log_outcomes = engine.process_logs(log_fs, log_files, lookup, stager, self.timed)
+            log_outcomes = engine.process_logs(log_fs, log_files, lookup, stager, self.timed, log_guard)
             try:
                 song_fs, song_files, song_gone = self.list_source(cfg.source.song_data, SONG_SOURCE, ledger)
+                song_guard = self.shrink_guard(SONG_RECORDS, song_files)
                 # Listed first, so a run that reads no song file reads only what the lookup is derived from.
                 located = bool(song_files) or full
                 stored_songs = self.retry(
@@ -343,7 +408,7 @@ class _Run:
                 log_outcomes.close()
                 raise
         with closing(log_outcomes):
-            song_lookup = self.song_side(engine, stager, song_fs, song_files, song_gone, stored_songs)
+            song_lookup = self.song_side(engine, stager, song_fs, song_files, song_gone, stored_songs, song_guard)
             lookup.set_result(song_lookup)
             del stored_songs
             partials = RunPartials(
@@ -354,10 +419,21 @@ class _Run:
                 redelivered=any(f.url in self.ledger for f in (*song_files, *log_files)) and not full,
             )
             outcomes: Iterator[BatchOutcome] = log_outcomes
-            if full and log_gone:
+            if full:
+                # Rebuilt from scratch: log files that left the source, and those this run could not take as they
+                # stand (unreadable, gone, held), keep their rows from their kept records. Known once every batch
+                # is in: the chain asks for these last.
                 outcomes = itertools.chain(outcomes, self.kept_log_batches(log_gone, song_lookup, stager))
             for outcome in outcomes:
-                self.count(LOG_SOURCE.name, outcome.records, outcome.rejects, outcome.bytes_read, outcome.unread)
+                self.count(
+                    LOG_SOURCE.name,
+                    outcome.records,
+                    outcome.rejects,
+                    outcome.bytes_read,
+                    outcome.unread,
+                    outcome.vanished,
+                    outcome.held,
+                )
                 self.summary.fields_repaired += outcome.repaired
                 for name, path, rows in outcome.parts:
                     stager.record(name, path, rows)
@@ -374,10 +450,11 @@ class _Run:
         self.check_rejects()
         faults.checkpoint("extracted")
         with self.timed("stage"):
-            # A file that could not be read keeps what it had: its records are not replaced, nor its ledger row.
-            unread = set(s.files_unread)
-            song_read = [f for f in song_files if f.url not in unread]
-            log_read = [f for f in log_files if f.url not in unread]
+            # A file that could not be read, is gone or is held keeps what it had: its records are not replaced,
+            # nor its ledger row.
+            kept = self.kept()
+            song_read = [f for f in song_files if f.url not in kept]
+            log_read = [f for f in log_files if f.url not in kept]
             run_files = sorted({f.url for f in (*song_read, *log_read)})
             stager.add(
                 {
@@ -413,6 +490,7 @@ class _Run:
         song_files: list[SourceFile],
         song_gone: list[str],
         stored_songs: pd.DataFrame,
+        guard: ShrinkGuard | None,
     ) -> pd.DataFrame:
         """Read the run's song files, stage what they change in the catalogue, and return its lookup."""
         full = self.options.full_refresh
@@ -421,13 +499,20 @@ class _Run:
         with self.timed("extract"):
             song_x = engine.read_songs(song_fs, song_files)
         faults.checkpoint("songs-read")
+        held: list[Held] = []
+        if guard is not None:
+            song_x, held = guard.hold(song_x)
         self.count(
             SONG_SOURCE.name,
             song_x.records,
             song_x.rejects,
             song_x.bytes_read,
             [song_x.files[i].url for i in sorted(song_x.unread)],
+            [song_x.files[i].url for i in sorted(song_x.vanished)],
+            held,
         )
+        # Files read but not taken as they stand (unreadable, gone, held) keep the records they had.
+        kept_urls = [song_x.files[i].url for i in sorted(song_x.unread | song_x.vanished | song_x.held)]
         if not song_files and not full:
             # No song file read: the catalogue is the stored one and nothing in it changes; the run needs only its
             # lookup (50,000 songs: 0.09 s, against 0.19 s for songs, artists and lookup).
@@ -437,12 +522,12 @@ class _Run:
             fresh = T.song_records(song_x.frame, [f.url for f in song_x.files])
             if full:
                 # Rebuilt from scratch: every file as the source has it now, and the kept records of song files
-                # that have since left the source (a file that disappears deletes nothing).
-                kept = stored_songs.loc[_from_files(stored_songs, song_gone)]
+                # that have since left the source (a file that disappears deletes nothing) or were kept.
+                kept = stored_songs.loc[_from_files(stored_songs, [*song_gone, *kept_urls])]
                 staged_records = current = T.concat([kept, fresh])
                 old = T.catalogue(T.records_frame(stored_songs.iloc[:0], SONG_SOURCE)[0])
             else:
-                reread = {f.url for f in song_files}
+                reread = {f.url for f in song_files} - set(kept_urls)
                 current = T.concat([stored_songs.loc[~_from_files(stored_songs, reread)], fresh])
                 staged_records = fresh
                 old = T.catalogue(T.records_frame(stored_songs, SONG_SOURCE)[0])
@@ -461,8 +546,12 @@ class _Run:
             )
         return new.lookup
 
-    def kept_log_batches(self, urls: list[str], lookup: pd.DataFrame, stager: staging.Stager) -> Iterator[BatchOutcome]:
-        """A full refresh's log files that have left the source: their kept records, through the same batches."""
+    def kept_log_batches(self, gone: list[str], lookup: pd.DataFrame, stager: staging.Stager) -> Iterator[BatchOutcome]:
+        """A full refresh's log files that have left the source, or that this run kept as they were (unreadable,
+        gone since the listing, held): their kept records, through the same batches. A generator: it reads which
+        files were kept when it is first asked, after the source's batches."""
+        kept = self.kept()
+        urls = [*gone, *sorted(u for u in kept if u in self.ledger and self.ledger[u][0] == LOG_SOURCE.name)]
         budget = self.cfg.source.batch_bytes
         group: list[str] = []
         sizes = 0
@@ -484,17 +573,17 @@ class _Run:
             yield process_batch(x, lookup, stager, f"kept-{n:05d}", self.timed)
 
     def check_rejects(self) -> None:
-        """Fail before loading when rejected input weighs more than ``rejects.max_fraction`` of what was read.
-
-        Weighed in bytes, not records: a day's file that is wholly unreadable is one "record" but a day lost.
-        """
+        """Fail before loading when rejected input weighs more than ``rejects.max_fraction`` of what was read
+        (see ``weigh_rejects``)."""
         s = self.summary
-        if s.bytes_read and s.bytes_rejected / s.bytes_read > self.cfg.rejects.max_fraction:
+        rejected, total = weigh_rejects(self.weights.values())
+        s.rejected_ratio = rejected / total if total else 0.0
+        if s.rejected_ratio > self.cfg.rejects.max_fraction:
             raise TooManyRejects(
-                f"{s.bytes_rejected:,} of {s.bytes_read:,} bytes read were rejected "
-                f"({s.bytes_rejected / s.bytes_read:.2%}, {sum(s.records_rejected.values()):,} records), over "
-                "rejects.max_fraction "
-                f"{self.cfg.rejects.max_fraction:.2%}; nothing was loaded. See {s.rejects_file}"
+                f"rejected records weigh {rejected:,.0f} of the {total:,.0f} records read ({s.rejected_ratio:.2%}; "
+                f"{sum(s.records_rejected.values()):,} rejects, a whole unreadable file weighed as the records its "
+                f"size holds), over rejects.max_fraction {self.cfg.rejects.max_fraction:.2%}; nothing was loaded. "
+                f"See {s.rejects_file}"
             )
 
 

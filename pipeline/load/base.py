@@ -426,6 +426,20 @@ class Destination(ABC):
         marks = ", ".join([self.dialect.param] * len(files))
         return self._records_query(table, f' WHERE "file" IN ({marks}) ORDER BY "file", "line"', list(files))
 
+    def record_counts(self, table: Table, files: Sequence[str]) -> dict[str, int]:
+        """Kept records of each of ``files`` (a file with none is absent): what a re-delivery would replace.
+
+        Many files (a full refresh) are counted in one pass over the table rather than through a list of
+        thousands of parameters."""
+        t = self._t(table)
+        if len(files) > 1000:
+            rows = self._select(f'SELECT "file", COUNT(*) FROM {t} GROUP BY "file"')
+            wanted = set(files)
+            return {str(f): int(n) for f, n in rows if f in wanted}
+        marks = ", ".join([self.dialect.param] * len(files))
+        rows = self._select(f'SELECT "file", COUNT(*) FROM {t} WHERE "file" IN ({marks}) GROUP BY "file"', list(files))
+        return {str(f): int(n) for f, n in rows}
+
     def _records_sql(self, table: Table, rest: str, columns: Sequence[str] | None = None) -> str:
         cols = ", ".join(quote(c) for c in (columns or table.column_names))
         return f"SELECT {cols} FROM {self._t(table)}{rest}"

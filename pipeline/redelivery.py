@@ -1,0 +1,69 @@
+"""The shrink guard: a re-delivered file that would lose most of what it replaces is held back, not loaded.
+
+"Latest version wins" is the rule for a re-delivered file, but an interrupted re-upload (a day cut short, an
+empty file) is also a new version. A re-delivery whose good records fall below ``1 - rejects.max_shrink`` of
+the records loaded from the version it replaces is held: its stored records, plays and ledger row stay as they
+are, the rest of the night loads, and the run ends with exit 6 until an operator accepts the smaller file
+(``run --accept-shrunk URL``) or a complete one arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .extract import FILE_COL, Extracted
+
+
+@dataclass(frozen=True)
+class Held:
+    """A re-delivered file held back: its records now, and those loaded from the version it would replace."""
+
+    url: str
+    records: int
+    stored: int
+
+
+@dataclass(frozen=True)
+class ShrinkGuard:
+    """What a batch needs to decide which of its re-delivered files to hold (picklable: Ray tasks take it).
+
+    ``stored``: url -> records kept from its loaded version, for the re-delivered files of the run only.
+    ``whole_up_to``: files larger than this are streamed across batches, so no batch sees all their records;
+    they are not weighed.
+    """
+
+    stored: Mapping[str, int]
+    max_shrink: float
+    accepted: frozenset[str] = frozenset()
+    whole_up_to: int = 1 << 62
+
+    def shrinks_too_much(self, stored: int, records: int) -> bool:
+        return stored > 0 and records < stored * (1.0 - self.max_shrink)
+
+    def hold(self, x: Extracted) -> tuple[Extracted, list[Held]]:
+        """``x`` without the rows and rejects of its held files (marked in ``held``), and what was held."""
+        if not self.stored:
+            return x, []
+        counts = np.bincount(x.frame[FILE_COL].to_numpy(), minlength=len(x.files)) if len(x.frame) else None
+        held: list[Held] = []
+        indexes: set[int] = set()
+        for i, f in enumerate(x.files):
+            stored = self.stored.get(f.url)
+            if stored is None or f.url in self.accepted or f.weight > self.whole_up_to:
+                continue
+            if i in x.unread or i in x.vanished:
+                continue
+            records = int(counts[i]) if counts is not None else 0
+            if self.shrinks_too_much(stored, records):
+                held.append(Held(f.url, records, stored))
+                indexes.add(i)
+        if not indexes:
+            return x, []
+        keep = ~np.isin(x.frame[FILE_COL].to_numpy(), list(indexes))
+        urls = {x.files[i].url for i in indexes}
+        frame = x.frame.loc[keep].reset_index(drop=True)
+        rejects = [r for r in x.rejects if r.file not in urls]
+        return replace(x, frame=frame, rejects=rejects, held=x.held | indexes), held

@@ -1,0 +1,54 @@
+"""How much rejected input weighs against ``rejects.max_fraction``: in records, by one rule for every reject.
+
+A reject that parsed as a record and failed a check (a wrong type, a 50 MB ``artist_name``) is one record,
+however long. Bytes that did not parse as records (a file that cannot be read, a day without line breaks, a
+broken line) weigh the records they would hold at the average size of a good record of their source in this
+run, and at least one: a lost day weighs like the day of events it held, a broken line like one event. A run's
+share is those weighed rejects over every good record read plus them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .extract import Reject
+
+# Bytes of JSON per record where a run read no good record of a source to measure it by (about a log event).
+FALLBACK_RECORD_BYTES = 350
+
+
+@dataclass
+class RejectWeights:
+    """One source's counts over a run, added batch by batch: what the weighing needs, without the rejects."""
+
+    good_records: int = 0
+    good_bytes: int = 0
+    parsed_rejects: int = 0
+    unparsed_bytes: list[int] = field(default_factory=list)
+
+    def add(self, records: int, bytes_read: int, rejects: list[Reject]) -> None:
+        parsed = sum(1 for r in rejects if r.parsed)
+        self.parsed_rejects += parsed
+        self.unparsed_bytes += [r.size for r in rejects if not r.parsed]
+        self.good_records += records - len(rejects)
+        self.good_bytes += max(0, bytes_read - sum(r.size for r in rejects))
+
+    def record_bytes(self) -> float:
+        return self.good_bytes / self.good_records if self.good_records else FALLBACK_RECORD_BYTES
+
+    def weighed(self) -> tuple[float, float]:
+        """(rejected, total), in records."""
+        per = self.record_bytes()
+        rejected = self.parsed_rejects + sum(max(1.0, size / per) for size in self.unparsed_bytes)
+        return rejected, self.good_records + rejected
+
+
+def weigh_rejects(sources: Iterable[RejectWeights]) -> tuple[float, float]:
+    """(rejected, total), in records, over every source of a run."""
+    rejected = total = 0.0
+    for w in sources:
+        r, t = w.weighed()
+        rejected += r
+        total += t
+    return rejected, total
