@@ -298,7 +298,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _problems(cfg: Config) -> list[str]:
+def _problems(cfg: Config, environ: typing.Mapping[str, str]) -> list[str]:
     """Every setting that would fail the run later, each naming its key: all at once, so one edit fixes them."""
     out: list[str] = []
 
@@ -350,7 +350,7 @@ def _problems(cfg: Config) -> list[str]:
         if is_url(cfg.staging.path):
             out.append(f"staging.path: the duckdb target stages to a local folder, got {cfg.staging.path!r}")
     if cfg.warehouse.target == "redshift":
-        out += _redshift_problems(cfg)
+        out += _redshift_problems(cfg, environ)
     if cfg.warehouse.schema:
         from .sql import validate_identifier
 
@@ -366,7 +366,7 @@ def _problems(cfg: Config) -> list[str]:
     return out
 
 
-def _redshift_problems(cfg: Config) -> list[str]:
+def _redshift_problems(cfg: Config, environ: typing.Mapping[str, str]) -> list[str]:
     rs, out = cfg.warehouse.redshift, []
     if not cfg.staging.path.startswith("s3://"):
         out.append(f"staging.path: Redshift COPYs from S3; set an s3:// prefix, got {cfg.staging.path!r}")
@@ -379,13 +379,13 @@ def _redshift_problems(cfg: Config) -> list[str]:
         )
     elif not (rs.secret_id or rs.glue_connection) and not rs.password_env:
         out.append("warehouse.redshift.password_env: name the environment variable holding the password")
-    elif not (rs.secret_id or rs.glue_connection) and rs.password_env not in os.environ:
+    elif not (rs.secret_id or rs.glue_connection) and rs.password_env not in environ:
         out.append(f"warehouse.redshift.password_env: the environment variable {rs.password_env} is not set")
     return out
 
 
-def _validate(cfg: Config) -> None:
-    problems = _problems(cfg)
+def _validate(cfg: Config, environ: typing.Mapping[str, str]) -> None:
+    problems = _problems(cfg, environ)
     if len(problems) == 1:
         raise ConfigError(problems[0])
     if problems:
@@ -413,7 +413,7 @@ def load_config(path: str | Path | None, environ: typing.Mapping[str, str] | Non
         base_dir = p.resolve().parent
     data = _merge(data, env_overrides(environ))
     cfg: Config = _build(Config, data, "")
-    _validate(cfg)
+    _validate(cfg, environ)
     for keys in _PATH_KEYS:
         node: Any = cfg
         for k in keys[:-1]:

@@ -564,7 +564,7 @@ def _prepare(
         if seg.whole and data[:1] != b"{":
             stripped = data.strip()
             if not stripped:
-                rejects.append(Reject(spec.name, names[i], None, "empty file", "", len(data)))
+                rejects.append(Reject(spec.name, names[i], None, "empty file", "", 0))  # no record lost
                 continue
             if stripped.startswith(b"["):
                 piece = _explode_array(i, data, spec, names, rejects)

@@ -3,7 +3,8 @@
 A reject that parsed as a record and failed a check (a wrong type, a 50 MB ``artist_name``) is one record,
 however long. Bytes that did not parse as records (a file that cannot be read, a day without line breaks, a
 broken line) weigh the records they would hold at the average size of a good record of their source in this
-run, and at least one: a lost day weighs like the day of events it held, a broken line like one event. A run's
+run, and at least one: a lost day weighs like the day of events it held, a broken line like one event, an
+empty file nothing. A run's
 share is those weighed rejects over every good record read plus them.
 """
 
@@ -40,7 +41,8 @@ class RejectWeights:
     def weighed(self) -> tuple[float, float]:
         """(rejected, total), in records."""
         per = self.record_bytes()
-        rejected = self.parsed_rejects + sum(max(1.0, size / per) for size in self.unparsed_bytes)
+        # An empty file (no bytes) held no record: it weighs nothing.
+        rejected = self.parsed_rejects + sum(max(1.0, size / per) for size in self.unparsed_bytes if size)
         return rejected, self.good_records + rejected
 
 

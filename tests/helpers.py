@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -45,6 +46,26 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+# Root reads any file; without these two capabilities a uid-0 process is bound by file modes like anyone else.
+AS_UNPRIVILEGED = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+CAN_DROP_READS = os.geteuid() != 0 or shutil.which("setpriv") is not None
+
+
+def cli_bound_by_file_modes(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``cli``, as a process that file permissions apply to (root without its read-anything capabilities)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKIFY__")}
+    full_env.update(env or {})
+    prefix = AS_UNPRIVILEGED if os.geteuid() == 0 else []
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "pipeline", *args],
         cwd=ROOT,
         env=full_env,
         capture_output=True,

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from pipeline.config import ConfigError, describe_keys, env_overrides, load_config
+
+from .helpers import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,8 +96,48 @@ def test_redshift_target_needs_s3_staging_an_iam_role_and_a_connection(tmp_path:
             ),
             environ={},
         )
-    ok = load_config(write(tmp_path, base + "    iam_role: arn\nstaging:\n  path: s3://b/p\n"), environ={})
+    with pytest.raises(ConfigError, match=r"the environment variable SPARKIFY_REDSHIFT_PASSWORD is not set"):
+        load_config(write(tmp_path, base + "    iam_role: arn\nstaging:\n  path: s3://b/p\n"), environ={})
+    ok = load_config(
+        write(tmp_path, base + "    iam_role: arn\nstaging:\n  path: s3://b/p\n"),
+        environ={"SPARKIFY_REDSHIFT_PASSWORD": "x"},
+    )
     assert ok.warehouse.schema_name == "public" and ok.staging.path == "s3://b/p"
+
+
+def test_every_missing_redshift_setting_is_reported_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "warehouse:\n  target: redshift\n"), environ={})
+    text = str(err.value)
+    assert text.startswith("3 settings to fix:")
+    for key in ("staging.path: Redshift COPYs from S3", "warehouse.redshift.iam_role", "host and user"):
+        assert key in text
+    with pytest.raises(ConfigError, match="SPARKIFY_REDSHIFT_PASSWORD is not set") as err:
+        load_config(write(tmp_path, "warehouse:\n  target: redshift\n  redshift: {host: h, user: u}\n"), environ={})
+    assert str(err.value).startswith("3 settings to fix:")
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key"),
+    [
+        ("source:\n  batch_mb: .nan\n", "source.batch_mb: must be a finite number"),
+        ("source:\n  batch_mb: .inf\n", "source.batch_mb: must be a finite number"),
+        ("run:\n  retry_base_seconds: -1\n", "run.retry_base_seconds: must not be negative"),
+        ("warehouse:\n  duckdb:\n    memory_limit: lots\n", "warehouse.duckdb.memory_limit: a size such as"),
+        ("run:\n  lock_path: ''\n", "run.lock_path: must not be empty"),
+        ("warehouse:\n  duckdb:\n    path: ''\n", "warehouse.duckdb.path: must name a file"),
+        ("staging:\n  path: ''\n", "staging.path: must not be empty"),
+        ("warehouse:\n  schema: Main\n", "warehouse.schema: lower case only"),
+        ("rejects:\n  max_shrink: 1.5\n", "rejects.max_shrink: must be between 0 and 1"),
+    ],
+)
+def test_settings_that_would_fail_later_fail_at_start_up_naming_the_key(
+    tmp_path: Path, yaml_text: str, key: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_config(write(tmp_path, yaml_text), environ={})
+    proc = cli("config", "-c", str(write(tmp_path, yaml_text)))
+    assert proc.returncode == 2 and key in proc.stderr
 
 
 def test_readme_documents_every_key() -> None:
