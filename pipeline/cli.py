@@ -9,12 +9,13 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import logs
 from .config import Config, ConfigError, check_window, describe_keys, load_config
@@ -22,11 +23,17 @@ from .errors import (
     AlreadyRunning,
     CheckFailed,
     FetchError,
+    Interrupted,
     SchemaMissing,
     SchemaOutdated,
     SourceError,
     TooManyRejects,
+    WarehouseBusy,
+    WarehouseUnreachable,
 )
+
+if TYPE_CHECKING:
+    from .load.base import Destination
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -35,7 +42,8 @@ EXIT_CHECKS = 3
 EXIT_REJECTS = 4
 EXIT_SOURCE = 5
 EXIT_HELD = 6  # loaded, but a re-delivery that would lose most of what it replaces was held back
-EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock; try again later
+EXIT_UNREACHABLE = 69  # EX_UNAVAILABLE: the warehouse refused or did not answer the connection
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock, or the DuckDB file; try again later
 
 log = logging.getLogger("pipeline")
 
@@ -61,10 +69,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_window(args.full_refresh, args.since, args.until)
     from .ahead import list_ahead
     from .lock import new_run_id, single_flight
+    from .signals import handled
 
     run_id = new_run_id()
     # The lock first: a run that may not start (exit 75) must not leave a helper listing beside the one that runs.
-    with single_flight(cfg.run.lock_path, run_id):
+    with single_flight(cfg.run.lock_path, run_id), handled():
         listings = list_ahead(cfg)  # while the imports below take their half second
         try:
             with run_collector() as settle:
@@ -148,10 +157,22 @@ def cmd_drop_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def _existing(args: argparse.Namespace) -> Destination:
+    """The configured warehouse, read-only, for a command that only reads: one that is not there is an error
+    naming where it looked (exit 2), never an empty warehouse created by the look."""
     from .load import destination_for
 
     dest = destination_for(_config(args))
+    if not dest.exists():
+        raise SchemaMissing(
+            f"no warehouse at {dest.describe()}: nothing has been loaded there yet. Check warehouse.* in the config; "
+            "`python -m pipeline run` creates and loads it."
+        )
+    return dest
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    dest = _existing(args).reader(published=False)
     results = dest.check()
     for r in results:
         print(r.describe())
@@ -180,9 +201,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from .load import destination_for
-
-    dest = destination_for(_config(args))
+    dest = _existing(args).reader(published=False)
     rows = dest.run_history(args.limit)
     if args.json:
         print(json.dumps(rows, default=str, indent=2))
@@ -201,10 +220,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .analytics import Analytics
-    from .load import destination_for
     from .report import write
 
-    dest = destination_for(_config(args))
+    dest = _existing(args)
     out = write(Analytics(dest), dest.describe(), Path(args.out))
     print(f"report written to {out}")
     return EXIT_OK
@@ -380,19 +398,35 @@ def main(argv: list[str] | None = None) -> int:
     except AlreadyRunning as exc:
         log.error("not started: %s", exc)
         return EXIT_LOCKED
+    except WarehouseBusy as exc:
+        log.error("warehouse busy: %s", exc)
+        return EXIT_LOCKED
+    except WarehouseUnreachable as exc:
+        log.error("warehouse unreachable: %s", exc)
+        return EXIT_UNREACHABLE
     except TooManyRejects as exc:
         log.error("%s", exc)
         return EXIT_REJECTS
     except (SourceError, FetchError) as exc:
         log.error("source error: %s", exc)
         return EXIT_SOURCE
+    except Interrupted as exc:
+        return _interrupted(exc.signum)
     except KeyboardInterrupt:
-        log.error("interrupted")
-        return 130
+        return _interrupted(signal.SIGINT)
     except Exception as exc:
+        from .signals import received
+
+        if received() is not None:  # a query the signal interrupted reports it as its own error
+            return _interrupted(received() or signal.SIGINT)
         notes = "".join(f"\n  {n}" for n in getattr(exc, "__notes__", []))
         log.error("run failed: %s: %s%s", type(exc).__name__, exc, notes, exc_info=args.verbose)
         return EXIT_ERROR
+
+
+def _interrupted(signum: int) -> int:
+    log.error("interrupted by %s; the load, if it had started, was rolled back", signal.Signals(signum).name)
+    return 128 + signum
 
 
 def console() -> NoReturn:

@@ -29,11 +29,30 @@ class SchemaMissing(RuntimeError):
 
 
 class AlreadyRunning(RuntimeError):
-    """Another run holds the lock."""
+    """Another run holds the lock, or took over from this one (its lock file was removed while it ran)."""
+
+
+class WarehouseBusy(RuntimeError):
+    """The DuckDB file is held by another process (an analyst's connection): try later."""
+
+
+class WarehouseUnreachable(RuntimeError):
+    """The warehouse refused or did not answer the connection (or refused its credentials)."""
 
 
 class TooManyRejects(RuntimeError):
     """Rejected input weighs more than ``rejects.max_fraction`` of what was read."""
+
+
+class Interrupted(BaseException):
+    """The run was sent SIGINT or SIGTERM (a BaseException, like KeyboardInterrupt: no handler swallows it)."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.name}")
 
 
 class CheckFailed(RuntimeError):

@@ -2,17 +2,22 @@
 
 ``SPARKIFY_FAULT_KILL_AT=before-commit`` makes the process SIGKILL itself on reaching that point: no cleanup,
 no finally blocks, exactly what the kernel's OOM killer or a machine reboot does. ``SPARKIFY_FAULT_FAIL_AT``
-raises an error there instead, as a failed statement would. Unset (always, in production), a checkpoint
-costs two dictionary lookups.
+raises an error there instead, as a failed statement would; ``SPARKIFY_FAULT_PAUSE_AT`` waits there, so a test
+can send the run a signal at a known point. Unset (always, in production), a checkpoint
+costs three dictionary lookups.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
+import time
 
 ENV = "SPARKIFY_FAULT_KILL_AT"
 FAIL_ENV = "SPARKIFY_FAULT_FAIL_AT"
+# Waits there (up to a minute) after saying so on stderr: for tests that signal a run at a known point.
+PAUSE_ENV = "SPARKIFY_FAULT_PAUSE_AT"
 
 
 class InjectedFault(RuntimeError):
@@ -24,3 +29,6 @@ def checkpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if os.environ.get(FAIL_ENV) == name:
         raise InjectedFault(f"injected failure at {name}")
+    if os.environ.get(PAUSE_ENV) == name:
+        print(f"fault: paused at {name}", file=sys.stderr, flush=True)
+        time.sleep(60)

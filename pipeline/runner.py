@@ -27,14 +27,14 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from . import aws, faults, logs, memory, metrics
+from . import aws, faults, logs, memory, metrics, signals
 from . import stage as staging
 from . import transform as T
 from .ahead import Listings
 from .config import DEMO_ROOT, Config, check_window, is_url
 from .discover import SourceFile, discover
 from .engine import BatchOutcome, Engine, engine_for, process_batch
-from .errors import TooManyRejects
+from .errors import Interrupted, TooManyRejects
 from .extract import Extracted, Reject
 from .generate import generate, is_empty
 from .load import destination_for
@@ -274,6 +274,7 @@ class _Run:
         self.listings = listings
         self.ledger: dict[str, tuple[str, int, str]] = {}
         self.weights: dict[str, RejectWeights] = {}
+        self.committed = False
         self.dest: Destination = destination_for(cfg)
         self.summary = Summary(
             run_id=run_id, target=self.dest.describe(), mode="full refresh" if options.full_refresh else "incremental"
@@ -473,12 +474,19 @@ class _Run:
             except BaseException as exc:
                 exc.add_note(f"staged files kept for inspection in {staged.location}/")
                 raise
+        self.committed = True
         s.rows_merged = {k: v for k, v in result.rows_merged.items() if not k.startswith("_")}
         s.rows_total = result.rows_total
         s.plays_matched = result.plays_matched
         s.reconciled = result.stats
         if not cfg.staging.keep:
             staging.remove(staged, self.session)
+        try:
+            published = self.dest.publish()
+            if published:
+                log.info("read copy for analysts published: %s", published)
+        except Exception as exc:  # the load is committed; analysts read the previous copy until the next run
+            log.warning("could not publish the read copy of the warehouse: %s", exc)
         s.status = "succeeded"
         return s
 
@@ -624,8 +632,17 @@ def _run(r: _Run) -> Summary:
                 log.warning("could not clean up old staging folders under %s: %s", cfg.staging.path, exc)
         summary = r.execute()
     except BaseException as exc:
-        r.summary.status = "failed"
-        r.summary.error = logs.redact(f"{type(exc).__name__}: {exc}")
+        sig = signals.received()
+        if r.committed:
+            # Interrupted after the load committed: the data is in, whatever came after.
+            r.summary.status = "succeeded"
+            r.summary.error = logs.redact(f"after the load committed: {type(exc).__name__}: {exc}")
+        elif sig is not None:
+            r.summary.status = "interrupted"
+            r.summary.error = f"interrupted by {Interrupted(sig).name}; the load, if it had started, was rolled back"
+        else:
+            r.summary.status = "failed"
+            r.summary.error = logs.redact(f"{type(exc).__name__}: {exc}")
         _record_end(r, started)
         exc.summary = r.summary  # type: ignore[attr-defined]
         raise
@@ -661,9 +678,10 @@ _RUN_ID = re.compile(r"^(\d{8}T\d{6}Z)-[0-9a-f]{6}$")
 
 
 def clean_staging(cfg: Config, dest: Destination, current: str) -> list[str]:
-    """Remove staging folders that are no longer of use: those of killed runs (abandoned, or not in the history:
-    killed before they were recorded), of successful ones whose removal failed, and of failed runs older than
-    ``staging.keep_failed_days``. Only folders named like a run are touched. Returns what was removed."""
+    """Remove staging folders that are no longer of use: those of killed runs (abandoned), of successful ones whose
+    removal failed, and of failed runs older than ``staging.keep_failed_days``. Only folders named like a run that
+    this warehouse's history records are touched (a run is recorded before it stages anything). Returns what was
+    removed."""
     import fsspec
 
     root = cfg.staging.path.rstrip("/")
@@ -683,7 +701,9 @@ def clean_staging(cfg: Config, dest: Destination, current: str) -> list[str]:
         assert m is not None
         started = datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
         state = status.get(name)
-        if state == "running" or (state == "succeeded" and cfg.staging.keep):
+        # Only folders this warehouse knows to be dead: another warehouse (a test schema, a second environment)
+        # may share the staging path, and its live runs' folders are none of this run's business.
+        if state is None or state == "running" or (state == "succeeded" and cfg.staging.keep):
             continue
         if state == "failed" and started >= cutoff:
             continue

@@ -352,7 +352,12 @@ RUNS = Table(
         _text("run_id", 64, nullable=False),
         Column("started_at", Kind.TIMESTAMP, nullable=False),
         Column("ended_at", Kind.TIMESTAMP),
-        _text("status", 16, nullable=False, doc="running, succeeded, failed, or abandoned (killed)."),
+        _text(
+            "status",
+            16,
+            nullable=False,
+            doc="running, succeeded, failed, interrupted (SIGINT, SIGTERM), or abandoned (killed).",
+        ),
         Column("files_read", Kind.BIGINT),
         Column("records_read", Kind.BIGINT),
         Column("records_rejected", Kind.BIGINT),

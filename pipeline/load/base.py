@@ -12,13 +12,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import faults
 from ..checks import CheckResult, integrity_checks, reconciliation_check, run_checks
-from ..errors import CheckFailed, SchemaMissing, SchemaOutdated
+from ..errors import AlreadyRunning, CheckFailed, SchemaMissing, SchemaOutdated
 from ..schema import (
     ALL_TABLES,
     ARTISTS,
@@ -209,6 +209,19 @@ class Destination(ABC):
     def describe(self) -> str:
         return self.dialect.name
 
+    def exists(self) -> bool:
+        """Whether the warehouse is there at all (a read-only command must not create it)."""
+        return True
+
+    def publish(self) -> str | None:
+        """After a successful run: make what it loaded readable without blocking the next run (where that takes a
+        copy, as with DuckDB's one writer process); where the copy went, or None."""
+        return None
+
+    def reader(self, published: bool = True) -> Destination:
+        """This warehouse for reading only: the published copy where there is one and ``published``."""
+        return self
+
     @contextmanager
     def pinned(self) -> Iterator[None]:
         """While open, a target that can keeps one connection for every session (DuckDB); others open each."""
@@ -290,6 +303,7 @@ class Destination(ABC):
             s = _Timed(raw)
             s.begin()
             try:
+                self._still_ours(s, staged.run_id)
                 if full_refresh:
                     for table in (*reversed(TABLES), *RECORDS):
                         s.execute(f"DELETE FROM {self._t(table)}")
@@ -306,6 +320,13 @@ class Destination(ABC):
                 if failures:
                     raise CheckFailed(failures)
                 result.rows_total, result.plays_matched = self.counts(s)
+                # The run's outcome commits with its data: a run killed after this commit is never taken for one
+                # whose load was rolled back (the run's own end, recorded next, adds its figures).
+                p = self.dialect.param
+                s.execute(
+                    f'UPDATE {self._runs()} SET "status" = {p}, "ended_at" = {p} WHERE "run_id" = {p}',
+                    ["succeeded", datetime.now(UTC).replace(tzinfo=None), staged.run_id],
+                )
                 faults.checkpoint("before-commit")
                 s.commit()
             except BaseException:
@@ -313,6 +334,27 @@ class Destination(ABC):
                 raise
         faults.checkpoint("after-commit")
         return result
+
+    def _still_ours(self, s: Session, run_id: str) -> None:
+        """Refuse to load unless this run is still the one in progress: with its lock file removed (``rm -rf
+        build/``), a second run may have started, marked it abandoned, and loaded or be about to load; only one
+        of them may. Read in the load's own transaction, so the answer holds until its commit."""
+        p = self.dialect.param
+        rows = s.fetchall(f'SELECT "status", "started_at" FROM {self._runs()} WHERE "run_id" = {p}', [run_id])
+        if not rows:
+            return  # a load outside a recorded run (a notebook, a test of the load alone)
+        status, started = rows[0]
+        later = s.fetchall(
+            f'SELECT "run_id" FROM {self._runs()} WHERE "run_id" <> {p} AND "started_at" >= {p} '
+            "AND \"status\" IN ('running', 'succeeded') ORDER BY \"started_at\" LIMIT 1",
+            [run_id, started],
+        )
+        if status != "running" or later:
+            other = f"run {later[0][0]}" if later else "a later run"
+            raise AlreadyRunning(
+                f"{other} started while this one ({run_id}) was running (was the lock file removed?) and marked it "
+                f"{status}: this run loads nothing, so two runs never both load"
+            )
 
     def _merge(self, s: Session, ws: Workspace, staged: Staged, fixes: Fixes, result: LoadResult) -> None:
         d, schema, rel = self.dialect, self.schema, ws.relations

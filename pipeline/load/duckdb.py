@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,12 +14,22 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from ..config import DuckDBConfig
+from ..errors import WarehouseBusy
 from ..schema import Table
 from ..sql import DUCKDB, literal, quote
 from .base import Destination, Session, StagedTable
 
 if TYPE_CHECKING:
     import pandas as pd
+
+# DuckDB's lock error: 'Conflicting lock is held in /usr/bin/python3.11 (PID 1234) by user ...'.
+_HOLDER = re.compile(r"lock is held in (.+?) \(PID (\d+)\)")
+
+
+def read_copy_of(path: str) -> str:
+    """Where the read copy of the warehouse file ``path`` is published: beside it, ``<name>.read.duckdb``."""
+    p = Path(path)
+    return str(p.with_name(p.stem + ".read" + (p.suffix or ".duckdb")))
 
 
 class _DuckSession:
@@ -46,10 +59,11 @@ class _DuckSession:
 class DuckDBDestination(Destination):
     dialect = DUCKDB
 
-    def __init__(self, path: str, schema: str, memory_limit: str = DuckDBConfig.memory_limit):
+    def __init__(self, path: str, schema: str, memory_limit: str = DuckDBConfig.memory_limit, read_only: bool = False):
         super().__init__(schema)
         self.path = path
         self.memory_limit = memory_limit
+        self.read_only = read_only
         self._pins = 0
         self._pinned: _DuckSession | None = None
 
@@ -72,8 +86,48 @@ class DuckDBDestination(Destination):
                 con.close()
 
     def _connect(self) -> _DuckSession:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        return _DuckSession(duckdb.connect(self.path, config={"memory_limit": self.memory_limit}))
+        if not self.read_only:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return _DuckSession(
+                duckdb.connect(self.path, read_only=self.read_only, config={"memory_limit": self.memory_limit})
+            )
+        except duckdb.IOException as exc:
+            if "could not set lock" not in str(exc).lower():
+                raise
+            # One writer process at a time: say who holds it (DuckDB names the program and its PID). Still
+            # "could not set lock", so the run's retries wait for it first.
+            m = _HOLDER.search(str(exc))
+            holder = f"{m.group(1)} (PID {m.group(2)})" if m else "another process"
+            raise WarehouseBusy(
+                f"could not set lock on {self.path}: it is held by {holder}. Analysts query the read copy "
+                f"({self.read_copy}), which never blocks a run; try later"
+            ) from None
+
+    @property
+    def read_copy(self) -> str:
+        return read_copy_of(self.path)
+
+    def exists(self) -> bool:
+        return Path(self.path).exists()
+
+    def reader(self, published: bool = True) -> DuckDBDestination:
+        """Read-only: the published read copy where there is one (``published``), else the warehouse itself."""
+        path = self.read_copy if published and Path(self.read_copy).exists() else self.path
+        return DuckDBDestination(path, self.schema, self.memory_limit, read_only=True)
+
+    def publish(self) -> str:
+        """Copy the warehouse, closed and consistent after a run, to its read copy, atomically: readers of the old
+        copy keep it until they reconnect, new ones get the new one, and none of them ever holds the run's file."""
+        target = Path(self.read_copy)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            shutil.copyfile(self.path, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return str(target)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

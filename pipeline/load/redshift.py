@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ..errors import WarehouseUnreachable
 from ..schema import Table
 from ..sql import REDSHIFT, quote
 from .base import Destination, Session, StagedTable
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class RedshiftConnectError(RuntimeError):
+class RedshiftConnectError(WarehouseUnreachable):
     pass
 
 
