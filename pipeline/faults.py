@@ -16,8 +16,10 @@ import time
 
 ENV = "SPARKIFY_FAULT_KILL_AT"
 FAIL_ENV = "SPARKIFY_FAULT_FAIL_AT"
-# Waits there (up to a minute) after saying so on stderr: for tests that signal a run at a known point.
+# Waits there (up to a minute, or until the file named by RESUME_ENV exists) after saying so on stderr: for
+# tests that signal a run, or start another, at a known point.
 PAUSE_ENV = "SPARKIFY_FAULT_PAUSE_AT"
+RESUME_ENV = "SPARKIFY_FAULT_RESUME_WHEN"
 
 
 class InjectedFault(RuntimeError):
@@ -31,4 +33,7 @@ def checkpoint(name: str) -> None:
         raise InjectedFault(f"injected failure at {name}")
     if os.environ.get(PAUSE_ENV) == name:
         print(f"fault: paused at {name}", file=sys.stderr, flush=True)
-        time.sleep(60)
+        resume = os.environ.get(RESUME_ENV)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (resume and os.path.exists(resume)):
+            time.sleep(0.05)

@@ -74,6 +74,36 @@ def cli_bound_by_file_modes(*args: str, env: dict[str, str] | None = None) -> su
     )
 
 
+def paused_run(config: Path, at: str, resume_when: Path | None = None) -> subprocess.Popen[str]:
+    """A ``run`` started in the background and returned once it is paused at checkpoint ``at`` (it goes on when
+    ``resume_when`` exists, or after a minute)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKIFY__")}
+    env["SPARKIFY_FAULT_PAUSE_AT"] = at
+    if resume_when is not None:
+        env["SPARKIFY_FAULT_RESUME_WHEN"] = str(resume_when)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", "-c", str(config)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if f"fault: paused at {at}" in line:
+            return proc
+    raise AssertionError(f"the run ended before reaching {at}: exit {proc.wait()}")
+
+
+def history(config: Path) -> list[dict[str, Any]]:
+    """The run history, newest first, as ``runs --json`` prints it."""
+    proc = cli("runs", "--json", "-c", str(config))
+    assert proc.returncode == 0, proc.stderr
+    rows: list[dict[str, Any]] = json.loads(proc.stdout)
+    return rows
+
+
 def run_json(config: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     proc = cli("run", "--json", "-q", "-c", str(config), env=env)
     assert proc.returncode == 0, proc.stderr + proc.stdout

@@ -203,8 +203,8 @@ def test_the_password_never_leaves_the_environment(
         str(config),
         env={"SPARKIFY_REDSHIFT_PASSWORD": "wrong-" + RS_PASSWORD, "SPARKIFY__WAREHOUSE__REDSHIFT__PORT": "1"},
     )
-    assert wrong.returncode == 1
-    assert "cannot connect to redshift:127.0.0.1:1/postgres" in wrong.stderr
+    assert wrong.returncode == 69, "a refused connection is an unreachable warehouse, not an unexpected error"
+    assert "warehouse unreachable: cannot connect to redshift:127.0.0.1:1/postgres" in wrong.stderr
     con = redshift.connect()
     cur = con.cursor()
     cur.execute(f'SELECT "error" FROM "{schema}"."_sparkify_runs"')
