@@ -153,6 +153,7 @@ class RayEngine(Engine):
             # Files no task could read stay out of the ledger, as on the local engine.
             unread={group[0] + i for group, (x, _) in zip(groups, results, strict=True) for i in x.unread},
             vanished={group[0] + i for group, (x, _) in zip(groups, results, strict=True) for i in x.vanished},
+            whole={group[0] + i for group, (x, _) in zip(groups, results, strict=True) for i in x.whole},
         )
 
     def process_logs(

@@ -72,6 +72,9 @@ class Extracted:
     vanished: set[int] = field(default_factory=set)
     # Re-delivered files held back by the shrink guard (indexes into ``files``): their rows are not here.
     held: set[int] = field(default_factory=set)
+    # Files read whole in this batch (indexes into ``files``): a batch's ``files`` may be the run's whole list,
+    # and a file larger than a batch comes in pieces over several.
+    whole: set[int] = field(default_factory=set)
 
     @property
     def records(self) -> int:
@@ -378,6 +381,7 @@ class _Prepared:
     bytes_read: int
     unread: set[int] = field(default_factory=set)
     vanished: set[int] = field(default_factory=set)
+    whole: set[int] = field(default_factory=set)
 
 
 def _count_lines(data: bytes) -> int:
@@ -577,7 +581,8 @@ def _prepare(
             continue
         pieces.append(_Piece(i, seg.first_line, data, _count_lines(data)))
     # A file that could not be read weighs its size: what was read and what was lost are one total.
-    return _Prepared(pieces, rejects, sum(len(seg.data) for seg in segments) + problem_bytes, unread, vanished)
+    whole = {seg.file for seg in segments if seg.whole}
+    return _Prepared(pieces, rejects, sum(len(seg.data) for seg in segments) + problem_bytes, unread, vanished, whole)
 
 
 def _valid_utf8_runs(seg: Segment, spec: SourceSpec, names: Sequence[str], rejects: list[Reject]) -> Iterator[_Piece]:
@@ -746,4 +751,5 @@ def _extract_prepared(spec: SourceSpec, files: Sequence[SourceFile], prepared: _
         bytes_read=prepared.bytes_read,
         unread=prepared.unread,
         vanished=prepared.vanished,
+        whole=prepared.whole,
     )

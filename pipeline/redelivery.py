@@ -30,15 +30,14 @@ class Held:
 class ShrinkGuard:
     """What a batch needs to decide which of its re-delivered files to hold (picklable: Ray tasks take it).
 
-    ``stored``: url -> records kept from its loaded version, for the re-delivered files of the run only.
-    ``whole_up_to``: files larger than this are streamed across batches, so no batch sees all their records;
-    they are not weighed.
+    ``stored``: url -> records kept from its loaded version, for the re-delivered files of the run only. Only
+    files a batch holds whole are weighed: one larger than a batch comes in pieces, none of which says how many
+    records the file holds.
     """
 
     stored: Mapping[str, int]
     max_shrink: float
     accepted: frozenset[str] = frozenset()
-    whole_up_to: int = 1 << 62
 
     def shrinks_too_much(self, stored: int, records: int) -> bool:
         return stored > 0 and records < stored * (1.0 - self.max_shrink)
@@ -50,11 +49,10 @@ class ShrinkGuard:
         counts = np.bincount(x.frame[FILE_COL].to_numpy(), minlength=len(x.files)) if len(x.frame) else None
         held: list[Held] = []
         indexes: set[int] = set()
-        for i, f in enumerate(x.files):
+        for i in sorted(x.whole - x.unread - x.vanished):
+            f = x.files[i]
             stored = self.stored.get(f.url)
-            if stored is None or f.url in self.accepted or f.weight > self.whole_up_to:
-                continue
-            if i in x.unread or i in x.vanished:
+            if stored is None or f.url in self.accepted:
                 continue
             records = int(counts[i]) if counts is not None else 0
             if self.shrinks_too_much(stored, records):

@@ -15,7 +15,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -327,9 +327,9 @@ class _Run:
         records: int,
         rejects: list[Reject],
         bytes_read: int,
-        unread: list[str],
-        vanished: list[str] = (),  # type: ignore[assignment]
-        held: list[Held] = (),  # type: ignore[assignment]
+        unread: Sequence[str],
+        vanished: Sequence[str] = (),
+        held: Sequence[Held] = (),
     ) -> None:
         s = self.summary
         s.records_read[source] = s.records_read.get(source, 0) + records
@@ -368,9 +368,7 @@ class _Run:
         if not urls:
             return None
         stored = self.retry("counting the stored records", lambda: self.dest.record_counts(table, urls))
-        return ShrinkGuard(
-            stored, self.cfg.rejects.max_shrink, self.options.accept_shrunk, whole_up_to=self.cfg.source.batch_bytes
-        )
+        return ShrinkGuard(stored, self.cfg.rejects.max_shrink, self.options.accept_shrunk)
 
     def execute(self) -> Summary:
         stager = staging.Stager(self.cfg.staging.path, self.run_id, self.session, retry=self.retry)

@@ -132,13 +132,20 @@ def build(
         path = f"log_data/2018/11/2018-11-{d + 1:02d}-events.json"
         versions = [_jsonl(events)]
         if redeliver and rng.random() < 0.4:
-            # The upstream export is fixed: some events removed, some levels corrected.
-            changed = [
-                {**e, "level": "paid" if e["level"] == "free" else "free"} if rng.random() < 0.2 else e
-                for e in events
-                if rng.random() < 0.8
-            ]
-            versions.append(_jsonl(changed))
+            # The upstream export is fixed: some events removed, some levels corrected. Never most of the day: a
+            # re-delivery that loses over half of what it replaces is held back (``rejects.max_shrink``).
+            kept: list[tuple[int, dict[str, Any]]] = []
+            dropped: list[tuple[int, dict[str, Any]]] = []
+            for i, e in enumerate(events):
+                if rng.random() < 0.8:
+                    kept.append(
+                        (i, {**e, "level": "paid" if e["level"] == "free" else "free"} if rng.random() < 0.2 else e)
+                    )
+                else:
+                    dropped.append((i, e))
+            while dropped and 2 * len(kept) < len(events):
+                kept.append(dropped.pop())
+            versions.append(_jsonl([e for _, e in sorted(kept, key=lambda x: x[0])]))
         ds.files[path] = versions
     extra: list[dict[str, Any]] = []
     for events in by_day:

@@ -371,3 +371,25 @@ def test_a_text_literal_reads_back_exactly_on_both_warehouses(
         for dest in (rs, duck):
             got = dest.query(f"SELECT {dest.dialect.literal(value)} AS v")["v"].iloc[0]
             assert got == value, (dest.dialect.name, value, got)
+
+
+def test_a_shrunk_redelivery_is_held_on_redshift_too_and_loads_once_accepted(
+    tmp_path: Path, s3: S3Endpoint, redshift: Redshift, sample_dir: Path
+) -> None:
+    schema = new_schema()
+    sources = s3.upload_sources(sample_dir / "song_data", sample_dir / "log_data", "sparkify-raw", schema)
+    config, env = rs_config(tmp_path, s3, redshift, sources, schema)
+    assert run_json(config, env=env)["status"] == "succeeded"
+    loaded = rs_tables(redshift, schema)
+    day = sorted((sample_dir / "log_data").rglob("*.json"))[10]
+    key = f"{schema}/log_data/{day.relative_to(sample_dir / 'log_data').as_posix()}"
+    s3.client.put_object(Bucket="sparkify-raw", Key=key, Body=day.read_bytes().split(b"\n")[0])  # cut short
+    held = cli("run", "--json", "-c", str(config), env=env)
+    assert held.returncode == 6, held.stderr
+    summary = json.loads(held.stdout)
+    assert [h["url"] for h in summary["files_held"]] == [f"s3://sparkify-raw/{key}"]
+    for name, frame in rs_tables(redshift, schema).items():
+        pd.testing.assert_frame_equal(frame, loaded[name], obj=name)
+    accepted = cli("run", "--json", "-c", str(config), "--accept-shrunk", f"s3://sparkify-raw/{key}", env=env)
+    assert accepted.returncode == 0, accepted.stderr
+    assert len(rs_tables(redshift, schema)["songplays"]) < len(loaded["songplays"])
