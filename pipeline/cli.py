@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from . import logs
-from .config import Config, ConfigError, check_window, describe_keys, load_config
+from .config import Config, ConfigError, check_window, describe_keys, is_url, load_config
 from .errors import (
     AlreadyRunning,
     CheckFailed,
@@ -27,6 +27,7 @@ from .errors import (
     SchemaMissing,
     SchemaOutdated,
     SourceError,
+    TakenOver,
     TooManyRejects,
     WarehouseBusy,
     WarehouseUnreachable,
@@ -48,11 +49,11 @@ EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock, or the DuckDB file;
 log = logging.getLogger("pipeline")
 
 
-def _config(args: argparse.Namespace) -> Config:
+def _config(args: argparse.Namespace, connecting: bool = True) -> Config:
     path = args.config
     if path is None and Path("config.yaml").exists():
         path = "config.yaml"
-    cfg = load_config(path)
+    cfg = load_config(path, connecting=connecting)
     logs.protect_env(cfg.warehouse.redshift.password_env)
     return cfg
 
@@ -84,7 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     full_refresh=args.full_refresh,
                     since=args.since,
                     until=args.until,
-                    accept_shrunk=frozenset(args.accept_shrunk or ()),
+                    accept_shrunk=frozenset(u if is_url(u) else os.path.abspath(u) for u in args.accept_shrunk or ()),
                 )
                 try:
                     summary = run(cfg, options, run_id=run_id, listings=listings, locked=True)
@@ -150,6 +151,7 @@ def cmd_drop_schema(args: argparse.Namespace) -> int:
         print(f"refusing to drop the pipeline's tables in {dest.describe()} without --yes", file=sys.stderr)
         return EXIT_CONFIG
     dest.drop_schema()
+    dest.unpublish()
     print(
         f"dropped from {dest.describe()} (schema {dest.schema}): the star tables, the kept source records, "
         "the ledger and the run history; the next run rebuilds everything from the source"
@@ -229,7 +231,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = _config(args, connecting=False)
     for key, env, default in describe_keys():
         node = cfg
         for part in key.split("."):
@@ -386,46 +388,45 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except ConfigError as exc:
-        log.error("configuration error: %s", exc)
-        return EXIT_CONFIG
-    except (SchemaOutdated, SchemaMissing) as exc:
-        log.error("%s", exc)
-        return EXIT_CONFIG
-    except CheckFailed as exc:
-        log.error("%s\nThe load was rolled back: the warehouse is as it was before this run.", exc)
-        return EXIT_CHECKS
-    except AlreadyRunning as exc:
-        log.error("not started: %s", exc)
-        return EXIT_LOCKED
-    except WarehouseBusy as exc:
-        log.error("warehouse busy: %s", exc)
-        return EXIT_LOCKED
-    except WarehouseUnreachable as exc:
-        log.error("warehouse unreachable: %s", exc)
-        return EXIT_UNREACHABLE
-    except TooManyRejects as exc:
-        log.error("%s", exc)
-        return EXIT_REJECTS
-    except (SourceError, FetchError) as exc:
-        log.error("source error: %s", exc)
-        return EXIT_SOURCE
     except Interrupted as exc:
-        return _interrupted(exc.signum)
-    except KeyboardInterrupt:
-        return _interrupted(signal.SIGINT)
+        return _interrupted(exc.signum, exc)
+    except KeyboardInterrupt as exc:
+        return _interrupted(signal.SIGINT, exc)
     except Exception as exc:
-        from .signals import received
+        from .signals import last_received
 
-        if received() is not None:  # a query the signal interrupted reports it as its own error
-            return _interrupted(received() or signal.SIGINT)
+        if last_received() is not None:  # a query the signal interrupted reports it as its own error
+            return _interrupted(last_received() or signal.SIGINT, exc)
+        for kinds, exit_code, message in _EXITS:
+            if isinstance(exc, kinds):
+                log.error(message, exc)
+                return exit_code
         notes = "".join(f"\n  {n}" for n in getattr(exc, "__notes__", []))
         log.error("run failed: %s: %s%s", type(exc).__name__, exc, notes, exc_info=args.verbose)
         return EXIT_ERROR
 
 
-def _interrupted(signum: int) -> int:
-    log.error("interrupted by %s; the load, if it had started, was rolled back", signal.Signals(signum).name)
+# The errors with an exit code of their own (see README): their types, the code, and the logged message.
+_EXITS: tuple[tuple[tuple[type[Exception], ...], int, str], ...] = (
+    ((ConfigError,), EXIT_CONFIG, "configuration error: %s"),
+    ((SchemaOutdated, SchemaMissing), EXIT_CONFIG, "%s"),
+    ((CheckFailed,), EXIT_CHECKS, "%s\nThe load was rolled back: the warehouse is as it was before this run."),
+    ((TakenOver,), EXIT_LOCKED, "not loaded: %s"),
+    ((AlreadyRunning,), EXIT_LOCKED, "not started: %s"),
+    ((WarehouseBusy,), EXIT_LOCKED, "warehouse busy: %s"),
+    ((WarehouseUnreachable,), EXIT_UNREACHABLE, "warehouse unreachable: %s"),
+    ((TooManyRejects,), EXIT_REJECTS, "%s"),
+    ((SourceError, FetchError), EXIT_SOURCE, "source error: %s"),
+)
+
+
+def _interrupted(signum: int, exc: BaseException) -> int:
+    name = signal.Signals(signum).name
+    summary = getattr(exc, "summary", None)
+    if summary is not None and summary.status == "succeeded":
+        log.error("interrupted by %s after the load committed: this run's data is loaded", name)
+    else:
+        log.error("interrupted by %s; the load, if it had started, was rolled back", name)
     return 128 + signum
 
 

@@ -24,8 +24,6 @@ ENV_PREFIX = "SPARKIFY__"
 # The built-in demo location: the only place synthetic data is ever generated into (``demo`` settings).
 DEMO_ROOT = Path(__file__).resolve().parents[1] / "data" / "demo"
 TARGETS = ("duckdb", "redshift")
-# The sizes DuckDB's memory_limit takes: a number and a unit (900MB, 1.5GB, 2GiB).
-_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|B|bytes)\s*$", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -298,7 +296,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _problems(cfg: Config, environ: typing.Mapping[str, str]) -> list[str]:
+def _problems(cfg: Config, environ: typing.Mapping[str, str], connecting: bool) -> list[str]:
     """Every setting that would fail the run later, each naming its key: all at once, so one edit fixes them."""
     out: list[str] = []
 
@@ -343,14 +341,14 @@ def _problems(cfg: Config, environ: typing.Mapping[str, str]) -> list[str]:
     if cfg.warehouse.target == "duckdb":
         if not cfg.warehouse.duckdb.path.strip() or cfg.warehouse.duckdb.path.strip() == ":memory:":
             out.append("warehouse.duckdb.path: must name a file (an in-memory warehouse would be lost at exit)")
-        if not _MEMORY.match(cfg.warehouse.duckdb.memory_limit):
+        if not _duckdb_takes(cfg.warehouse.duckdb.memory_limit):
             out.append(
                 f"warehouse.duckdb.memory_limit: a size such as 900MB or 2GB, got {cfg.warehouse.duckdb.memory_limit!r}"
             )
         if is_url(cfg.staging.path):
             out.append(f"staging.path: the duckdb target stages to a local folder, got {cfg.staging.path!r}")
     if cfg.warehouse.target == "redshift":
-        out += _redshift_problems(cfg, environ)
+        out += _redshift_problems(cfg, environ, connecting)
     if cfg.warehouse.schema:
         from .sql import validate_identifier
 
@@ -366,7 +364,20 @@ def _problems(cfg: Config, environ: typing.Mapping[str, str]) -> list[str]:
     return out
 
 
-def _redshift_problems(cfg: Config, environ: typing.Mapping[str, str]) -> list[str]:
+def _duckdb_takes(memory_limit: str) -> bool:
+    """Whether DuckDB accepts ``memory_limit`` (900MB, 1G, 80%, ...): asked of DuckDB itself, which is the judge."""
+    if memory_limit == DuckDBConfig.memory_limit:
+        return True
+    import duckdb
+
+    try:
+        duckdb.connect(":memory:", config={"memory_limit": memory_limit}).close()
+    except duckdb.Error:
+        return False
+    return True
+
+
+def _redshift_problems(cfg: Config, environ: typing.Mapping[str, str], connecting: bool) -> list[str]:
     rs, out = cfg.warehouse.redshift, []
     if not cfg.staging.path.startswith("s3://"):
         out.append(f"staging.path: Redshift COPYs from S3; set an s3:// prefix, got {cfg.staging.path!r}")
@@ -379,21 +390,24 @@ def _redshift_problems(cfg: Config, environ: typing.Mapping[str, str]) -> list[s
         )
     elif not (rs.secret_id or rs.glue_connection) and not rs.password_env:
         out.append("warehouse.redshift.password_env: name the environment variable holding the password")
-    elif not (rs.secret_id or rs.glue_connection) and rs.password_env not in environ:
+    elif connecting and not (rs.secret_id or rs.glue_connection) and rs.password_env not in environ:
         out.append(f"warehouse.redshift.password_env: the environment variable {rs.password_env} is not set")
     return out
 
 
-def _validate(cfg: Config, environ: typing.Mapping[str, str]) -> None:
-    problems = _problems(cfg, environ)
+def _validate(cfg: Config, environ: typing.Mapping[str, str], connecting: bool) -> None:
+    problems = _problems(cfg, environ, connecting)
     if len(problems) == 1:
         raise ConfigError(problems[0])
     if problems:
         raise ConfigError(f"{len(problems)} settings to fix:\n  " + "\n  ".join(problems))
 
 
-def load_config(path: str | Path | None, environ: typing.Mapping[str, str] | None = None) -> Config:
-    """Read ``path`` (or only defaults when None), apply environment overrides, validate."""
+def load_config(
+    path: str | Path | None, environ: typing.Mapping[str, str] | None = None, connecting: bool = True
+) -> Config:
+    """Read ``path`` (or only defaults when None), apply environment overrides, validate (the secrets a
+    connection needs only when ``connecting``: ``config`` shows the settings without them)."""
     environ = os.environ if environ is None else environ
     data: dict[str, Any] = {}
     base_dir = Path.cwd()
@@ -413,7 +427,7 @@ def load_config(path: str | Path | None, environ: typing.Mapping[str, str] | Non
         base_dir = p.resolve().parent
     data = _merge(data, env_overrides(environ))
     cfg: Config = _build(Config, data, "")
-    _validate(cfg, environ)
+    _validate(cfg, environ, connecting)
     for keys in _PATH_KEYS:
         node: Any = cfg
         for k in keys[:-1]:

@@ -54,6 +54,9 @@ def init(cfg: Config) -> None:
             logging_level=logging.WARNING,
             log_to_driver=False,
         )
+        from .signals import rearm
+
+        rearm()  # ray.init makes SIGTERM a plain sys.exit: a run must still roll back, record and say so
     log.info("Ray engine: %d nodes, %s CPUs", len(ray.nodes()), ray.cluster_resources().get("CPU"))
 
 

@@ -32,6 +32,10 @@ class AlreadyRunning(RuntimeError):
     """Another run holds the lock, or took over from this one (its lock file was removed while it ran)."""
 
 
+class TakenOver(AlreadyRunning):
+    """A later run started while this one ran (its lock file was removed) and marked it abandoned."""
+
+
 class WarehouseBusy(RuntimeError):
     """The DuckDB file is held by another process (an analyst's connection): try later."""
 

@@ -51,10 +51,11 @@ class Reject:
     line: int | None  # 1-based; None when the whole file is rejected
     reason: str
     raw: str
-    # Bytes of source lost with it: unparsed bytes weigh the records they would hold (``rejects.py``).
+    # Bytes of source lost with it.
     size: int = 0
-    # It parsed as one record and failed a check (a wrong type, an over-long value): one record, however long.
-    parsed: bool = False
+    # Records it held, where a line says so (the objects on it); 0 for a file rejected whole, which weighs the
+    # records its size would hold (``rejects.py``).
+    records: int = 0
 
 
 @dataclass
@@ -241,7 +242,9 @@ def _segment(i: int, f: SourceFile, data: bytes | Unreadable) -> Segment:
     if isinstance(data, Unreadable):
         if data.vanished:
             return Segment(i, 1, b"", vanished=True)
-        return Segment(i, 1, b"", problem=data.reason, unread=data.reason.startswith("cannot read"))
+        # Not readable as it stands (access, or an archive cut short): retried by the next run, like a file whose
+        # read failed, and a loaded one keeps what it had.
+        return Segment(i, 1, b"", problem=data.reason, unread=True)
     return Segment(i, 1, data)
 
 
@@ -420,6 +423,15 @@ def _decodes(data: bytes) -> bool:
     return True
 
 
+_NEXT_OBJECT = re.compile(rb"\}\s*\{")
+
+
+def _objects(raw: bytes, line: int | None) -> int:
+    """The records a rejected line held: one, plus one for each object glued after another (a day whose line
+    breaks were lost is one "line" of thousands of records); 0 for a whole file (weighed by its size)."""
+    return 0 if line is None else 1 + len(_NEXT_OBJECT.findall(raw))
+
+
 def _reason(exc: Exception) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return f"invalid UTF-8 ({exc.reason} at byte {exc.start} of the line)"
@@ -540,7 +552,9 @@ class _Parser:
         return head.startswith((b"{", b"["))
 
     def _reject(self, piece: _Piece, line: int | None, reason: str, raw: bytes) -> None:
-        self.rejects.append(Reject(self.spec.name, self.names[piece.file], line, reason, _raw(raw), len(raw)))
+        self.rejects.append(
+            Reject(self.spec.name, self.names[piece.file], line, reason, _raw(raw), len(raw), _objects(raw, line))
+        )
 
 
 def _prepare(
@@ -595,7 +609,9 @@ def _valid_utf8_runs(seg: Segment, spec: SourceSpec, names: Sequence[str], rejec
             line.decode("utf-8")
             continue
         except UnicodeDecodeError as exc:
-            rejects.append(Reject(spec.name, names[seg.file], first + n, _reason(exc), _raw(line), len(line)))
+            rejects.append(
+                Reject(spec.name, names[seg.file], first + n, _reason(exc), _raw(line), len(line), _objects(line, 1))
+            )
         if n > start:
             yield _Piece(seg.file, first + start, b"\n".join(lines[start:n]), n - start)
         start = n + 1
@@ -728,7 +744,7 @@ def _extract_prepared(spec: SourceSpec, files: Sequence[SourceFile], prepared: _
         for row, reason in zip(np.flatnonzero(bad), reasons, strict=True):
             f, line = int(file_ids[row]), int(line_nos[row])
             raw = _raw_line(prepared.pieces, f, line, cache)
-            parser.rejects.append(Reject(spec.name, names[f], line, reason, _raw(raw), len(raw), parsed=True))
+            parser.rejects.append(Reject(spec.name, names[f], line, reason, _raw(raw), len(raw), records=1))
         keep = ~bad
         table = table.filter(pa.array(keep))
         file_ids, line_nos = file_ids[keep], line_nos[keep]

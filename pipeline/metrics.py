@@ -97,6 +97,13 @@ def render(summary: Summary, ended_at: float, last_success: float | None) -> str
         "Re-delivered files the last run held back (they would lose most of what they replace); alert when > 0.",
         [({}, float(len(summary.files_held)))],
     )
+    if ok:
+        lines += _metric(
+            "last_run_read_copy_published",
+            "gauge",
+            "1 if the last successful run published the read copy analysts query (DuckDB), 0 if that failed.",
+            [({}, 1.0 if summary.read_copy or summary.target.startswith("redshift") else 0.0)],
+        )
     lines += _metric(
         "last_run_files_vanished",
         "gauge",

@@ -14,16 +14,38 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .discover import SourceFile
 from .extract import FILE_COL, Extracted
 
 
 @dataclass(frozen=True)
 class Held:
-    """A re-delivered file held back: its records now, and those loaded from the version it would replace."""
+    """A re-delivered file held back: its records now, and those loaded from the version it would replace (or,
+    for a file too large for one batch, its bytes against those of the loaded version)."""
 
     url: str
     records: int
     stored: int
+    unit: str = "records"
+
+
+def held_by_size(
+    files: list[SourceFile], ledger: Mapping[str, tuple[str, int, str]], guard: ShrinkGuard | None, batch_bytes: int
+) -> tuple[list[SourceFile], list[Held]]:
+    """Re-delivered files larger than a batch are read in pieces, so no batch can count their records: those
+    whose size fell below ``1 - max_shrink`` of the loaded version's are held before anything is read."""
+    if guard is None:
+        return files, []
+    keep: list[SourceFile] = []
+    held: list[Held] = []
+    for f in files:
+        entry = ledger.get(f.url)
+        large = entry is not None and f.weight > batch_bytes and f.url not in guard.accepted
+        if large and entry is not None and guard.shrinks_too_much(entry[1], f.size):
+            held.append(Held(f.url, f.size, entry[1], unit="bytes"))
+            continue
+        keep.append(f)
+    return keep, held
 
 
 @dataclass(frozen=True)
@@ -64,4 +86,6 @@ class ShrinkGuard:
         urls = {x.files[i].url for i in indexes}
         frame = x.frame.loc[keep].reset_index(drop=True)
         rejects = [r for r in x.rejects if r.file not in urls]
-        return replace(x, frame=frame, rejects=rejects, held=x.held | indexes), held
+        # Nothing of a held file is read, as far as the rejects' weighing is concerned.
+        read = x.bytes_read - sum(x.files[i].weight for i in indexes)
+        return replace(x, frame=frame, rejects=rejects, held=x.held | indexes, bytes_read=max(0, read)), held

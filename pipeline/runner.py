@@ -41,7 +41,7 @@ from .load import destination_for
 from .load.base import Destination
 from .lock import new_run_id, single_flight
 from .reconcile import RunPartials, reconciler
-from .redelivery import Held, ShrinkGuard
+from .redelivery import Held, ShrinkGuard, held_by_size
 from .rejects import RejectWeights, weigh_rejects
 from .retry import with_retries
 from .schema import EVENT_RECORDS, LOADED_FILES, LOOKUP_CHANGES, RUN_FILES, SONG_RECORDS, Table
@@ -84,6 +84,8 @@ class Summary:
     files_held: list[dict[str, Any]] = field(default_factory=list)
     # Rejects weighed in records against what was read (see ``weigh_rejects``): what the threshold applies to.
     rejected_ratio: float = 0.0
+    # Where the read copy for analysts was published after the load (DuckDB), if it was.
+    read_copy: str | None = None
     rejects_file: str | None = None
     rows_merged: dict[str, int] = field(default_factory=dict)
     rows_total: dict[str, int] = field(default_factory=dict)
@@ -120,7 +122,7 @@ class Summary:
             lines.append(f"  {len(self.files_vanished):,} files gone since they were listed, left as they were")
         for h in self.files_held:
             lines.append(
-                f"  HELD: {h['url']} has {h['records']:,} records against the {h['stored']:,} loaded from the "
+                f"  HELD: {h['url']} has {h['records']:,} {h['unit']} against the {h['stored']:,} loaded from the "
                 "version it replaces; the loaded version stays"
             )
         if self.files_held:
@@ -339,16 +341,23 @@ class _Run:
         s.files_unread += unread
         s.files_vanished += vanished
         s.files_held += [asdict(h) for h in held]
-        self.weights.setdefault(source, RejectWeights()).add(records, bytes_read, rejects)
+        # A loaded file that cannot be read now keeps what it had: its rejection loses nothing, so it weighs
+        # nothing (it is still reported, kept in the rejects file, and read again by the next run).
+        kept = [r for r in rejects if r.line is None and r.file in unread and r.file in self.ledger]
+        losing = [r for r in rejects if r not in kept]
+        self.weights.setdefault(source, RejectWeights()).add(
+            records - len(kept), bytes_read - sum(r.size for r in kept), losing
+        )
         for url in vanished:
             log.warning("%s: %s is gone since it was listed; left as it was", source, url)
         for h in held:
             log.warning(
-                "%s: re-delivered %s has %d records against the %d loaded from the version it replaces "
+                "%s: re-delivered %s has %d %s against the %d loaded from the version it replaces "
                 "(over rejects.max_shrink %.0f%%): held back, the loaded version stays",
                 source,
                 h.url,
                 h.records,
+                h.unit,
                 h.stored,
                 self.cfg.rejects.max_shrink * 100,
             )
@@ -391,6 +400,8 @@ class _Run:
             self.ledger = ledger
             log_fs, log_files, log_gone = self.list_source(cfg.source.log_data, LOG_SOURCE, ledger)
             log_guard = self.shrink_guard(EVENT_RECORDS, log_files)
+            log_files, held = held_by_size(log_files, ledger, log_guard, cfg.source.batch_bytes)
+            self.count(LOG_SOURCE.name, 0, [], 0, [], held=held)
             # The engine may start reading the logs now, while the song files are listed and read: a batch waits
             # for the lookup only to be matched. Closed whatever happens, so nothing goes on parsing after a
             # failure.
@@ -398,6 +409,9 @@ class _Run:
             try:
                 song_fs, song_files, song_gone = self.list_source(cfg.source.song_data, SONG_SOURCE, ledger)
                 song_guard = self.shrink_guard(SONG_RECORDS, song_files)
+                redelivered = {f.url for f in (*song_files, *log_files) if f.url in ledger}
+                for url in sorted(self.options.accept_shrunk - redelivered - self.kept()):
+                    log.warning("--accept-shrunk %s: not a re-delivered file this run reads; nothing to accept", url)
                 # Listed first, so a run that reads no song file reads only what the lookup is derived from.
                 located = bool(song_files) or full
                 stored_songs = self.retry(
@@ -480,11 +494,15 @@ class _Run:
         if not cfg.staging.keep:
             staging.remove(staged, self.session)
         try:
-            published = self.dest.publish()
-            if published:
-                log.info("read copy for analysts published: %s", published)
+            s.read_copy = self.dest.publish()
+            if s.read_copy:
+                log.info("read copy for analysts published: %s", s.read_copy)
         except Exception as exc:  # the load is committed; analysts read the previous copy until the next run
-            log.warning("could not publish the read copy of the warehouse: %s", exc)
+            if signals.received() is not None:
+                raise
+            log.warning("could not publish the read copy of the warehouse (analysts see the previous one): %s", exc)
+        if s.files_held:
+            s.error = f"{len(s.files_held)} re-delivered file(s) held back; the versions loaded before stay"
         s.status = "succeeded"
         return s
 
@@ -626,11 +644,17 @@ def _run(r: _Run) -> Summary:
                 )
             try:
                 clean_staging(cfg, r.dest, run_id)
-            except Exception as exc:  # housekeeping: it never fails a night's load
+            except Exception as exc:  # housekeeping: it never fails a night's load, but never swallows a signal
+                if signals.received() is not None:
+                    raise
                 log.warning("could not clean up old staging folders under %s: %s", cfg.staging.path, exc)
         summary = r.execute()
     except BaseException as exc:
         sig = signals.received()
+        if not r.committed:
+            # Interrupted between the commit and the return of the load: its own row says so (written in the
+            # load's transaction).
+            r.committed = _committed(r)
         if r.committed:
             # Interrupted after the load committed: the data is in, whatever came after.
             r.summary.status = "succeeded"
@@ -646,6 +670,13 @@ def _run(r: _Run) -> Summary:
         raise
     _record_end(r, started)
     return summary
+
+
+def _committed(r: _Run) -> bool:
+    try:
+        return r.dest.run_status(r.run_id) == "succeeded"
+    except Exception:  # the warehouse may be what failed: then nothing says the load is in
+        return False
 
 
 def _record_end(r: _Run, started: datetime) -> None:
@@ -703,7 +734,7 @@ def clean_staging(cfg: Config, dest: Destination, current: str) -> list[str]:
         # may share the staging path, and its live runs' folders are none of this run's business.
         if state is None or state == "running" or (state == "succeeded" and cfg.staging.keep):
             continue
-        if state == "failed" and started >= cutoff:
+        if state in ("failed", "interrupted") and started >= cutoff:
             continue
         fs.rm(f"{path}/{name}", recursive=True)
         removed.append(name)

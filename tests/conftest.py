@@ -29,6 +29,16 @@ def sample_dir() -> Path:
     return SAMPLE
 
 
+@pytest.fixture(scope="session")
+def clean(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
+    """The reference: one run over the whole sample into a fresh warehouse, every star table sorted by key."""
+    from .helpers import read_tables, run_json, write_config
+
+    tmp = tmp_path_factory.mktemp("clean")
+    run_json(write_config(tmp, sample_dir / "song_data", sample_dir / "log_data"))
+    return read_tables(tmp / "wh.duckdb")
+
+
 @pytest.fixture
 def sample_copy(sample_dir: Path, tmp_path: Path) -> Path:
     """A writable copy of the sample, for tests that damage or add files."""

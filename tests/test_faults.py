@@ -17,13 +17,6 @@ from .s3_faults import S3Faults
 from .services import Redshift, S3Endpoint
 
 
-@pytest.fixture(scope="module")
-def clean(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
-    tmp = tmp_path_factory.mktemp("clean")
-    run_json(write_config(tmp, sample_dir / "song_data", sample_dir / "log_data"))
-    return read_tables(tmp / "wh.duckdb")
-
-
 def test_intermittent_s3_throttling_is_retried(
     s3: S3Endpoint, sample_dir: Path, tmp_path: Path, clean: dict[str, pd.DataFrame]
 ) -> None:

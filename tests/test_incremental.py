@@ -22,14 +22,6 @@ def assert_same_tables(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -
         pd.testing.assert_frame_equal(a[name], b[name], obj=name)
 
 
-@pytest.fixture(scope="module")
-def clean_run(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
-    """The reference: one full run over the whole sample into a fresh warehouse."""
-    tmp = tmp_path_factory.mktemp("clean")
-    run_json(write_config(tmp, sample_dir / "song_data", sample_dir / "log_data"))
-    return read_tables(tmp / "wh.duckdb")
-
-
 def _days(sample_dir: Path) -> list[Path]:
     return sorted((sample_dir / "log_data").rglob("*.json"))
 
@@ -42,7 +34,7 @@ def _arrive(files: list[Path], src_root: Path, dst_root: Path) -> None:
 
 
 def test_days_arriving_in_any_order_equal_one_clean_run(
-    sample_dir: Path, tmp_path: Path, clean_run: dict[str, pd.DataFrame]
+    sample_dir: Path, tmp_path: Path, clean: dict[str, pd.DataFrame]
 ) -> None:
     logs = tmp_path / "log_data"
     config = write_config(tmp_path, sample_dir / "song_data", logs)
@@ -54,15 +46,15 @@ def test_days_arriving_in_any_order_equal_one_clean_run(
         summary = run_json(config)
         assert summary["files_read"]["log_data"] == len(batch)
         assert summary["files_skipped"]["log_data"] == len(list(logs.rglob("*.json"))) - len(batch)
-    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean_run)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
 
     nothing_new = run_json(config)
     assert nothing_new["files_read"] == {"song_data": 0, "log_data": 0}
-    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean_run)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
 
 
 def test_songs_loaded_on_an_earlier_night_still_match_new_plays(
-    sample_dir: Path, tmp_path: Path, clean_run: dict[str, pd.DataFrame]
+    sample_dir: Path, tmp_path: Path, clean: dict[str, pd.DataFrame]
 ) -> None:
     logs = tmp_path / "log_data"
     config = write_config(tmp_path, sample_dir / "song_data", logs)
@@ -73,7 +65,7 @@ def test_songs_loaded_on_an_earlier_night_still_match_new_plays(
     assert summary["files_read"]["song_data"] == 0
     tables = read_tables(tmp_path / "wh.duckdb")
     assert tables["songplays"]["song_id"].notna().sum() == 1
-    assert_same_tables(tables, clean_run)
+    assert_same_tables(tables, clean)
 
 
 def test_a_changed_file_is_reloaded(sample_copy: Path, tmp_path: Path) -> None:
@@ -91,7 +83,7 @@ def test_a_changed_file_is_reloaded(sample_copy: Path, tmp_path: Path) -> None:
 
 
 def test_full_refresh_rebuilds_and_window_restricts(
-    sample_dir: Path, tmp_path: Path, clean_run: dict[str, pd.DataFrame]
+    sample_dir: Path, tmp_path: Path, clean: dict[str, pd.DataFrame]
 ) -> None:
     config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
     window = run_json_args(config, "--since", "2018-11-05", "--until", "2018-11-06")
@@ -103,11 +95,11 @@ def test_full_refresh_rebuilds_and_window_restricts(
 
     full = run_json_args(config, "--full-refresh")
     assert full["mode"] == "full refresh" and full["files_read"] == {"song_data": 71, "log_data": 30}
-    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean_run)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
 
 
 def test_full_refresh_keeps_the_rows_of_files_that_left_the_source(
-    sample_dir: Path, tmp_path: Path, clean_run: dict[str, pd.DataFrame]
+    sample_dir: Path, tmp_path: Path, clean: dict[str, pd.DataFrame]
 ) -> None:
     src = tmp_path / "src"
     shutil.copytree(sample_dir, src)
@@ -120,7 +112,7 @@ def test_full_refresh_keeps_the_rows_of_files_that_left_the_source(
     assert run_json(config)["files_read"] == {"song_data": 0, "log_data": 0}
     full = run_json_args(config, "--full-refresh")
     assert full["files_read"] == {"song_data": 70, "log_data": 27}
-    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean_run)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
 
 
 def test_full_refresh_cannot_be_windowed(sample_dir: Path, tmp_path: Path) -> None:
@@ -182,7 +174,7 @@ KILL_POINTS = [
 
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_killed_run_leaves_warehouse_as_before_and_next_run_completes(
-    point: str, sample_dir: Path, tmp_path: Path, clean_run: dict[str, pd.DataFrame]
+    point: str, sample_dir: Path, tmp_path: Path, clean: dict[str, pd.DataFrame]
 ) -> None:
     logs = tmp_path / "log_data"
     config = write_config(tmp_path, sample_dir / "song_data", logs)
@@ -209,7 +201,7 @@ def test_killed_run_leaves_warehouse_as_before_and_next_run_completes(
 
     summary = run_json(config)
     assert summary["status"] == "succeeded"
-    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean_run)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
     runs = json.loads(cli("runs", "--json", "-c", str(config)).stdout)
     # Killed after its commit, a run's load is in: the history says so, never "abandoned" (rolled back).
     killed_status = "succeeded" if point == "after-commit" else "abandoned"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import faults
 from ..checks import CheckResult, integrity_checks, reconciliation_check, run_checks
-from ..errors import AlreadyRunning, CheckFailed, SchemaMissing, SchemaOutdated
+from ..errors import CheckFailed, SchemaMissing, SchemaOutdated, TakenOver
 from ..schema import (
     ALL_TABLES,
     ARTISTS,
@@ -218,6 +218,10 @@ class Destination(ABC):
         copy, as with DuckDB's one writer process); where the copy went, or None."""
         return None
 
+    def unpublish(self) -> None:
+        """Remove what ``publish`` made (the tables it copied are being dropped); nothing where it made nothing."""
+        return None
+
     def reader(self, published: bool = True) -> Destination:
         """This warehouse for reading only: the published copy where there is one and ``published``."""
         return self
@@ -337,24 +341,24 @@ class Destination(ABC):
 
     def _still_ours(self, s: Session, run_id: str) -> None:
         """Refuse to load unless this run is still the one in progress: with its lock file removed (``rm -rf
-        build/``), a second run may have started, marked it abandoned, and loaded or be about to load; only one
-        of them may. Read in the load's own transaction, so the answer holds until its commit."""
+        build/``), a second run may have started and marked this one abandoned; only the later one may load.
+        Read in the load's own transaction, so the answer holds until its commit."""
         p = self.dialect.param
-        rows = s.fetchall(f'SELECT "status", "started_at" FROM {self._runs()} WHERE "run_id" = {p}', [run_id])
-        if not rows:
-            return  # a load outside a recorded run (a notebook, a test of the load alone)
-        status, started = rows[0]
-        later = s.fetchall(
-            f'SELECT "run_id" FROM {self._runs()} WHERE "run_id" <> {p} AND "started_at" >= {p} '
-            "AND \"status\" IN ('running', 'succeeded') ORDER BY \"started_at\" LIMIT 1",
-            [run_id, started],
+        rows = s.fetchall(f'SELECT "status" FROM {self._runs()} WHERE "run_id" = {p}', [run_id])
+        if not rows or rows[0][0] == "running":
+            return  # (no row: a load outside a recorded run, from a notebook or a test of the load alone)
+        if rows[0][0] == "succeeded":
+            raise RuntimeError(f"run {run_id}'s load has committed already (its acknowledgement was lost)")
+        raise TakenOver(
+            f"a later run started while this one ({run_id}) was running (was its lock file removed?) and marked "
+            f"it {rows[0][0]}: this run loads nothing, so two runs never both load"
         )
-        if status != "running" or later:
-            other = f"run {later[0][0]}" if later else "a later run"
-            raise AlreadyRunning(
-                f"{other} started while this one ({run_id}) was running (was the lock file removed?) and marked it "
-                f"{status}: this run loads nothing, so two runs never both load"
-            )
+
+    def run_status(self, run_id: str) -> str | None:
+        """The status the run history holds for ``run_id``, as committed."""
+        p = self.dialect.param
+        rows = self._select(f'SELECT "status" FROM {self._runs()} WHERE "run_id" = {p}', [run_id])
+        return str(rows[0][0]) if rows else None
 
     def _merge(self, s: Session, ws: Workspace, staged: Staged, fixes: Fixes, result: LoadResult) -> None:
         d, schema, rel = self.dialect, self.schema, ws.relations

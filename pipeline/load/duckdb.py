@@ -117,17 +117,26 @@ class DuckDBDestination(Destination):
         return DuckDBDestination(path, self.schema, self.memory_limit, read_only=True)
 
     def publish(self) -> str:
-        """Copy the warehouse, closed and consistent after a run, to its read copy, atomically: readers of the old
-        copy keep it until they reconnect, new ones get the new one, and none of them ever holds the run's file."""
+        """Copy the warehouse to its read copy, atomically: readers of the old copy keep it until they reconnect,
+        new ones get the new one, and none of them ever holds the run's file. The copy is taken under a read-only
+        connection, so no writer can change the file meanwhile, and is on disk before it is renamed into place."""
         target = Path(self.read_copy)
+        for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a run killed while copying
+            stale.unlink(missing_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            shutil.copyfile(self.path, tmp)
+            with contextlib.closing(duckdb.connect(self.path, read_only=True)):
+                shutil.copyfile(self.path, tmp)
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
             os.replace(tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         return str(target)
+
+    def unpublish(self) -> None:
+        Path(self.read_copy).unlink(missing_ok=True)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
