@@ -11,6 +11,7 @@ every good record around it is kept. Each row carries the file and line it came 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -53,8 +54,8 @@ class Reject:
     raw: str
     # Bytes of source lost with it.
     size: int = 0
-    # Records it held, where a line says so (the objects on it); 0 for a file rejected whole, which weighs the
-    # records its size would hold (``rejects.py``).
+    # 1 for one well-formed record that failed a type or a check; 0 for bytes that are not one record (a file
+    # rejected whole, a broken line), which weigh the records their size would hold (``rejects.py``).
     records: int = 0
 
 
@@ -423,13 +424,16 @@ def _decodes(data: bytes) -> bool:
     return True
 
 
-_NEXT_OBJECT = re.compile(rb"\}\s*\{")
-
-
 def _objects(raw: bytes, line: int | None) -> int:
-    """The records a rejected line held: one, plus one for each object glued after another (a day whose line
-    breaks were lost is one "line" of thousands of records); 0 for a whole file (weighed by its size)."""
-    return 0 if line is None else 1 + len(_NEXT_OBJECT.findall(raw))
+    """1 where a rejected line is one well-formed JSON object (it failed a type or a check: one record lost,
+    however long); 0 where its bytes are not one (a broken line, a day whose line breaks were lost), which then
+    weigh the records their size would hold (``rejects.py``)."""
+    if line is None:
+        return 0
+    try:
+        return 1 if isinstance(json.loads(raw), dict) else 0
+    except (ValueError, RecursionError):
+        return 0
 
 
 def _reason(exc: Exception) -> str:

@@ -1,11 +1,11 @@
 """How much rejected input weighs against ``rejects.max_fraction``: in records, by one rule for every reject.
 
-A rejected line weighs the records it held: one (a wrong type, a broken escape, a 50 MB ``artist_name``, however
-long the line), or as many as the objects glued on it (a day whose line breaks were lost). A file rejected
-whole (unreadable, not decompressible, not JSON) weighs the records its size would hold at the average size of
-a good record of its source in this run, at least one: a lost day weighs like the day of events it held. An
-empty file held no record and weighs nothing. A run's share is the weighed rejects over every good record read
-plus them.
+A rejected line that is one well-formed JSON object (it failed a type or a check: a string where a number
+belongs, a 50 MB ``artist_name``) weighs one record, however long. Bytes that are not one record (a file that
+cannot be read or decompressed, a broken line, a day whose line breaks were lost) weigh the records their size
+would hold at the average size of a good record of their source in this run, at least one: a lost day weighs
+like the day of events it held, a broken line like one event. An empty file held no record and weighs nothing.
+A run's share is the weighed rejects over every good record read plus them.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ class RejectWeights:
 
     good_records: int = 0
     good_bytes: int = 0
-    line_records: int = 0
-    file_bytes: list[int] = field(default_factory=list)
+    records: int = 0
+    unparsed_bytes: list[int] = field(default_factory=list)
 
     def add(self, records: int, bytes_read: int, rejects: list[Reject]) -> None:
-        self.line_records += sum(r.records for r in rejects if r.line is not None)
-        self.file_bytes += [r.size for r in rejects if r.line is None]
+        self.records += sum(r.records for r in rejects)
+        self.unparsed_bytes += [r.size for r in rejects if not r.records]
         self.good_records += records - len(rejects)
         self.good_bytes += max(0, bytes_read - sum(r.size for r in rejects))
 
@@ -40,7 +40,7 @@ class RejectWeights:
     def weighed(self) -> tuple[float, float]:
         """(rejected, total), in records."""
         per = self.record_bytes()
-        rejected = self.line_records + sum(max(1.0, size / per) for size in self.file_bytes if size)
+        rejected = self.records + sum(max(1.0, size / per) for size in self.unparsed_bytes if size)
         return rejected, self.good_records + rejected
 
 

@@ -183,9 +183,7 @@ SELECT "song_id", "title", "artist_id", "artist_name", "artist_location", "artis
 ;
 begin transaction
 ;
-SELECT "status", "started_at" FROM "<schema>"."_sparkify_runs" WHERE "run_id" = $1
-;
-SELECT "run_id" FROM "<schema>"."_sparkify_runs" WHERE "run_id" <> $1 AND "started_at" >= $2 AND "status" IN ('running', 'succeeded') ORDER BY "started_at" LIMIT 1
+SELECT "status" FROM "<schema>"."_sparkify_runs" WHERE "run_id" = $1
 ;
 DROP TABLE IF EXISTS "stg__sparkify_song_records"
 ;
