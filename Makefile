@@ -55,10 +55,11 @@ run: $(RUNTIME) $(BYTECODE) ## run the pipeline on the embedded default (demo da
 test: $(SYNCED) ## run the whole test suite
 	$(RUN) pytest
 
-lint: $(SYNCED) ## ruff and mypy
+lint: $(SYNCED) ## ruff, mypy, and the import contract (layers, no cycle; see pyproject.toml)
 	$(RUN) ruff check pipeline tests
 	$(RUN) ruff format --check pipeline tests
 	$(RUN) mypy
+	$(RUN) lint-imports
 
 format: $(SYNCED) ## apply ruff's formatting and fixes
 	$(RUN) ruff format pipeline tests

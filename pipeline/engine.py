@@ -254,11 +254,3 @@ def _produce(items: Iterator[Any], q: queue.Queue[tuple[str, Any]], stop: thread
 def prefetch(items: Iterator[R], depth: int = 1) -> Prefetch[R]:
     """``items`` produced ahead in a background thread; see ``Prefetch``."""
     return Prefetch(items, depth)
-
-
-def engine_for(cfg: Config) -> Engine:
-    if cfg.engine == "ray":
-        from .distributed import RayEngine
-
-        return RayEngine(cfg)
-    return LocalEngine(cfg)

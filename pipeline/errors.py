@@ -6,10 +6,14 @@ They are defined here, not next to the code that raises them, so ``python -m pip
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .checks import CheckResult
+
+class _Failure(Protocol):
+    """A failed check (``checks.CheckResult``), as far as the message needs it."""
+
+    def describe(self) -> str: ...
 
 
 class SourceError(RuntimeError):
@@ -62,6 +66,6 @@ class Interrupted(BaseException):
 class CheckFailed(RuntimeError):
     """A data-quality check failed inside the load transaction (which was rolled back)."""
 
-    def __init__(self, failures: list[CheckResult]):
+    def __init__(self, failures: Sequence[_Failure]):
         self.failures = failures
         super().__init__("data-quality checks failed:\n" + "\n".join("  " + f.describe() for f in failures))

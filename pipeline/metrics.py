@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .runner import Summary
+    from .summary import Summary
 
 PREFIX = "sparkify"
 _SUCCESS = re.compile(rf"^{PREFIX}_last_success_timestamp_seconds (\S+)$", re.MULTILINE)

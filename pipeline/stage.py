@@ -17,8 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .load.base import Staged, StagedTable
 from .schema import STAGED, TYPES, Table
+from .staged import Staged, StagedTable
 
 if TYPE_CHECKING:
     import boto3

@@ -39,6 +39,7 @@ from ..schema import (
     Table,
 )
 from ..sql import Dialect, quote, validate_identifier
+from ..staged import Staged, StagedTable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,24 +99,6 @@ class _Timed:
 def one_row(session: Session, sql: str) -> tuple[Any, ...]:
     """The one row a query of aggregates answers (the checks, the row counts)."""
     return session.fetchall(sql)[0]
-
-
-@dataclass(frozen=True)
-class StagedTable:
-    table: Table
-    files: list[str]
-    rows: int
-    # The folder holding every part (COPY loads a whole prefix at once).
-    prefix: str = ""
-
-
-@dataclass(frozen=True)
-class Staged:
-    """A run's staged relations as Parquet files, ready to bulk-load."""
-
-    run_id: str
-    location: str
-    tables: dict[str, StagedTable]
 
 
 @dataclass

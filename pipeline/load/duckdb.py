@@ -17,7 +17,8 @@ from ..config import DuckDBConfig
 from ..errors import WarehouseBusy
 from ..schema import Table
 from ..sql import DUCKDB, literal, quote
-from .base import Destination, Session, StagedTable
+from ..staged import StagedTable
+from .base import Destination, Session
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -18,7 +18,8 @@ import pandas as pd
 from ..errors import WarehouseUnreachable
 from ..schema import Table
 from ..sql import REDSHIFT, quote
-from .base import Destination, Session, StagedTable
+from ..staged import StagedTable
+from .base import Destination, Session
 
 if TYPE_CHECKING:
     from ..config import Config
