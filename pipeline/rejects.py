@@ -10,9 +10,13 @@ A run's share is the weighed rejects over every good record read plus them.
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
+from .config import is_url
 from .extract import Reject
 
 # Bytes of JSON per record where a run read no good record of a source to measure it by (about a log event).
@@ -52,3 +56,21 @@ def weigh_rejects(sources: Iterable[RejectWeights]) -> tuple[float, float]:
         rejected += r
         total += t
     return rejected, total
+
+
+def append_rejects(rejects: list[Reject], root: str, run_id: str) -> str:
+    """Keep every rejected record, with where it came from and why, as JSON lines (one file per run)."""
+    body = "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rejects).encode()
+    if is_url(root):
+        import fsspec
+
+        # Object stores cannot append: each batch's rejects go to their own object under the run's prefix.
+        path = f"{root.rstrip('/')}/{run_id}/{secrets.token_hex(4)}.jsonl"
+        with fsspec.open(path, "wb") as fh:
+            fh.write(body)
+        return f"{root.rstrip('/')}/{run_id}/"
+    os.makedirs(root, exist_ok=True)
+    path = os.path.join(root, f"{run_id}.jsonl")
+    with open(path, "ab") as fh:
+        fh.write(body)
+    return path

@@ -11,71 +11,43 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
-import re
-import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
-from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from dataclasses import asdict
+from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import pandas as pd
 
 from . import aws, faults, logs, memory, metrics, signals
 from . import stage as staging
 from . import transform as T
 from .ahead import Listings
-from .config import DEMO_ROOT, Config, check_window, is_url
+from .config import Config, check_window
+from .demo import ensure_demo_data
 from .discover import SourceFile, discover
 from .engine import BatchOutcome, Engine, process_batch
 from .engines import engine_for
 from .errors import Interrupted, TooManyRejects
 from .extract import Extracted, Reject
-from .generate import generate, is_empty
+from .housekeeping import clean_staging
 from .load import destination_for
 from .load.base import Destination
 from .lock import new_run_id, single_flight
 from .reconcile import RunPartials, reconciler
 from .redelivery import Held, ShrinkGuard, held_by_size
-from .rejects import RejectWeights, weigh_rejects
+from .rejects import RejectWeights, append_rejects, weigh_rejects
 from .retry import with_retries
 from .schema import EVENT_RECORDS, LOADED_FILES, LOOKUP_CHANGES, RUN_FILES, SONG_RECORDS, Table
+from .selection import RunOptions, ledger_frame, select_files
 from .sources import LOG_SOURCE, SONG_SOURCE, SourceSpec
 from .summary import Summary
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
-
-_DATE_IN_PATH = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    full_refresh: bool = False
-    # Re-delivered files (URLs) whose shrink this run accepts: they replace what they had, however small.
-    accept_shrunk: frozenset[str] = frozenset()
-    # Inclusive window on the date in each log file's name (YYYY-MM-DD), for backfills.
-    since: date | None = None
-    until: date | None = None
-
-
-def _from_files(records: pd.DataFrame, urls: Iterable[str]) -> np.ndarray:
-    """Which kept records came from one of ``urls``. Arrow's hash lookup: pandas' ``isin`` on Arrow strings
-    walks the URLs in Python, 0.3 s for the 50,000 song files of a first run."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if records.empty:
-        return np.zeros(0, dtype=bool)
-    column = pa.array(records["file"], pa.string(), from_pandas=True)
-    found = pc.is_in(column, value_set=pa.array(list(urls), pa.string()))
-    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def utcnow() -> datetime:
@@ -96,83 +68,6 @@ def _timed(summary: Summary, stage: str) -> Iterator[None]:
         peak = memory.sampler().end(token)
         summary.peak_memory_mb[stage] = round(max(summary.peak_memory_mb.get(stage, 0.0), peak), 1)
         log.debug("%s: %.2f s (peak memory %.0f MB)", stage, took, summary.peak_memory_mb[stage])
-
-
-def ensure_demo_data(cfg: Config) -> bool:
-    """Fill the built-in demo folders with the synthetic dataset when they are empty, so a fresh clone just runs.
-
-    Only ever there: a config that points anywhere else (a typo, a mount that is not up) must not get
-    invented data loaded into its warehouse. A missing source is then an error, an empty one an empty run.
-    """
-    songs, logs = Path(cfg.source.song_data), Path(cfg.source.log_data)
-    if not cfg.demo.generate_if_empty or (songs, logs) != (DEMO_ROOT / "song_data", DEMO_ROOT / "log_data"):
-        return False
-    if not (is_empty(songs) and is_empty(logs)):
-        return False
-    log.info(
-        "the demo folders %s are empty: generating the demo dataset (%d songs, %d events)",
-        DEMO_ROOT,
-        cfg.demo.songs,
-        cfg.demo.events,
-    )
-    generate(songs, logs, songs=cfg.demo.songs, events=cfg.demo.events, seed=cfg.demo.seed)
-    return True
-
-
-def append_rejects(rejects: list[Reject], root: str, run_id: str) -> str:
-    """Keep every rejected record, with where it came from and why, as JSON lines (one file per run)."""
-    body = "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in rejects).encode()
-    if is_url(root):
-        import fsspec
-
-        # Object stores cannot append: each batch's rejects go to their own object under the run's prefix.
-        path = f"{root.rstrip('/')}/{run_id}/{secrets.token_hex(4)}.jsonl"
-        with fsspec.open(path, "wb") as fh:
-            fh.write(body)
-        return f"{root.rstrip('/')}/{run_id}/"
-    os.makedirs(root, exist_ok=True)
-    path = os.path.join(root, f"{run_id}.jsonl")
-    with open(path, "ab") as fh:
-        fh.write(body)
-    return path
-
-
-def file_date(path: str) -> date | None:
-    m = _DATE_IN_PATH.search(path.rsplit("/", 1)[-1])
-    if not m:
-        return None
-    try:
-        return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    except ValueError:
-        return None
-
-
-def select_files(
-    files: list[SourceFile], ledger: dict[str, tuple[str, int, str]], options: RunOptions, windowed: bool
-) -> tuple[list[SourceFile], int]:
-    """The files this run reads: new or changed since the ledger (all on a full refresh), in the window."""
-    chosen: list[SourceFile] = []
-    skipped = 0
-    for f in files:
-        if windowed and (options.since or options.until):
-            d = file_date(f.path)
-            if d is None or (options.since and d < options.since) or (options.until and d > options.until):
-                continue
-        entry = ledger.get(f.url)
-        if not options.full_refresh and entry is not None and entry[1:] == (f.size, f.version):
-            skipped += 1
-            continue
-        chosen.append(f)
-    return chosen, skipped
-
-
-def ledger_frame(song_files: list[SourceFile], log_files: list[SourceFile], run_id: str, now: datetime) -> pd.DataFrame:
-    rows = [
-        {"url": f.url, "source": spec.name, "size": f.size, "version": f.version, "run_id": run_id, "loaded_at": now}
-        for spec, files in ((SONG_SOURCE, song_files), (LOG_SOURCE, log_files))
-        for f in files
-    ]
-    return pd.DataFrame(rows, columns=LOADED_FILES.column_names)
 
 
 class _Run:
@@ -456,12 +351,12 @@ class _Run:
             if full:
                 # Rebuilt from scratch: every file as the source has it now, and the kept records of song files
                 # that have since left the source (a file that disappears deletes nothing) or were kept.
-                kept = stored_songs.loc[_from_files(stored_songs, [*song_gone, *kept_urls])]
+                kept = stored_songs.loc[T.from_files(stored_songs, [*song_gone, *kept_urls])]
                 staged_records = current = T.concat([kept, fresh])
                 old = T.catalogue(T.records_frame(stored_songs.iloc[:0], SONG_SOURCE)[0])
             else:
                 reread = {f.url for f in song_files} - set(kept_urls)
-                current = T.concat([stored_songs.loc[~_from_files(stored_songs, reread)], fresh])
+                current = T.concat([stored_songs.loc[~T.from_files(stored_songs, reread)], fresh])
                 staged_records = fresh
                 old = T.catalogue(T.records_frame(stored_songs, SONG_SOURCE)[0])
             new = T.catalogue(T.records_frame(current, SONG_SOURCE)[0])
@@ -610,50 +505,6 @@ def _record_end(r: _Run, started: datetime) -> None:
             metrics.write(r.cfg.run.metrics_path, s, time.time())
         except Exception as exc:  # monitoring must not change the run's outcome or hide its error
             log.warning("could not write the run's metrics to %s: %s", r.cfg.run.metrics_path, exc)
-
-
-_RUN_ID = re.compile(r"^(\d{8}T\d{6}Z)-[0-9a-f]{6}$")
-
-
-def clean_staging(cfg: Config, dest: Destination, current: str) -> list[str]:
-    """Remove staging folders that are no longer of use: those of killed runs (abandoned), of successful ones whose
-    removal failed, and of failed runs older than ``staging.keep_failed_days``. Only folders named like a run that
-    this warehouse's history records are touched (a run is recorded before it stages anything). Returns what was
-    removed."""
-    import fsspec
-
-    root = cfg.staging.path.rstrip("/")
-    fs, path = fsspec.core.url_to_fs(root, **(cfg.storage_options() if is_url(root) else {}))
-    try:
-        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    runs = [n for n in names if _RUN_ID.match(n) and n != current]
-    if not runs:
-        return []
-    status = {str(h["run_id"]): str(h["status"]) for h in dest.run_history(limit=10_000)}
-    cutoff = datetime.now(UTC).timestamp() - cfg.staging.keep_failed_days * 86_400
-    removed = []
-    for name in runs:
-        m = _RUN_ID.match(name)
-        assert m is not None
-        started = datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
-        state = status.get(name)
-        # Only folders this warehouse knows to be dead: another warehouse (a test schema, a second environment)
-        # may share the staging path, and its live runs' folders are none of this run's business.
-        if state is None or state == "running" or (state == "succeeded" and cfg.staging.keep):
-            continue
-        if state in ("failed", "interrupted") and started >= cutoff:
-            continue
-        fs.rm(f"{path}/{name}", recursive=True)
-        removed.append(name)
-    if removed:
-        log.info(
-            "removed the staging folders of %d earlier runs (killed, or failed over %d days ago)",
-            len(removed),
-            cfg.staging.keep_failed_days,
-        )
-    return removed
 
 
 def history(cfg: Config, limit: int = 20) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ columns ``schema.py`` defines for each table.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -897,3 +897,13 @@ def build_star(song_records: pd.DataFrame, events: pd.DataFrame) -> Star:
         songplays=batch.songplays,
         user_levels=user_levels(batch.level_points),
     )
+
+
+def from_files(records: pd.DataFrame, urls: Iterable[str]) -> np.ndarray:
+    """Which kept records came from one of ``urls``. Arrow's hash lookup: pandas' ``isin`` on Arrow strings
+    walks the URLs in Python, 0.3 s for the 50,000 song files of a first run."""
+    if records.empty:
+        return np.zeros(0, dtype=bool)
+    column = pa.array(records["file"], pa.string(), from_pandas=True)
+    found = pc.is_in(column, value_set=pa.array(list(urls), pa.string()))
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import runner
+from pipeline import demo as demo_data
 from pipeline.config import load_config
 
 from .helpers import ROOT, cli, write_config
@@ -66,10 +66,10 @@ def test_demo_data_is_generated_only_into_the_built_in_demo_folders(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     demo = tmp_path / "repo" / "data" / "demo"
-    monkeypatch.setattr(runner, "DEMO_ROOT", demo)
+    monkeypatch.setattr(demo_data, "DEMO_ROOT", demo)
     env = {"SPARKIFY__DEMO__SONGS": "20", "SPARKIFY__DEMO__EVENTS": "200"}
     elsewhere = load_config(None, {**env, "SPARKIFY__SOURCE__SONG_DATA": str(tmp_path / "x" / "song_data")})
-    assert not runner.ensure_demo_data(elsewhere)
+    assert not demo_data.ensure_demo_data(elsewhere)
     default = load_config(
         None,
         {
@@ -78,9 +78,9 @@ def test_demo_data_is_generated_only_into_the_built_in_demo_folders(
             "SPARKIFY__SOURCE__LOG_DATA": str(demo / "log_data"),
         },
     )
-    assert runner.ensure_demo_data(default)
+    assert demo_data.ensure_demo_data(default)
     assert len(list((demo / "song_data").rglob("*.json"))) == 20
-    assert not runner.ensure_demo_data(default), "only into empty folders"
+    assert not demo_data.ensure_demo_data(default), "only into empty folders"
 
 
 def _metrics(path: Path) -> dict[str, float]:
