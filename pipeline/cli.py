@@ -113,10 +113,9 @@ def run_collector() -> Iterator[Callable[[], None]]:
     """The garbage collector's pace during a run, restored after it; yields ``settle``, to be called once the
     run's modules are imported.
 
-    The collector's default pace (every 700 new objects) ran 311 collections over a 15,000-song run and 569 (0.5 s)
-    over a 1M-event run, most of them walking the objects pandas and pyarrow leave at import: those are set aside
-    by ``settle`` (``gc.freeze``), and young objects are collected every 20,000 new ones (the older generations at
-    the default ratio: 48 collections, 0.16 s at 1M). A caller that froze objects of its own keeps them frozen.
+    At the default pace (every 700 new objects) most collections walk the objects pandas and pyarrow leave at
+    import: those are set aside by ``settle`` (``gc.freeze``), and young objects are collected every 20,000 new
+    ones (the older generations at the default ratio). A caller that froze objects of its own keeps them frozen.
     """
     pace = gc.get_threshold()
     freeze = gc.get_freeze_count() == 0
@@ -355,7 +354,7 @@ def arrow_allocator() -> str:
     to mimalloc. On macOS the C library's allocator is kept, as measured before."""
     if sys.platform != "linux":
         return "system"
-    from importlib.util import find_spec  # 1 ms; finds the package the run will import, without importing it
+    from importlib.util import find_spec  # finds the package the run will import, without importing it
 
     spec = find_spec("pyarrow")
     if spec is None or spec.origin is None:
@@ -370,13 +369,9 @@ def arrow_allocator() -> str:
 def process_defaults() -> None:
     """The process settings every run has, set before numpy and pyarrow are imported (nothing here imports them);
     variables the operator has set are left alone."""
-    # numpy's OpenBLAS starts a thread per core that spins after any use, taking the second core from the parser;
-    # the pipeline does no linear algebra. pyarrow's default allocator (mimalloc) handed large freed buffers back to
-    # the system and took fresh ones for the next batch, which the kernel must zero: at 1M events 5.3-7.6 s of
-    # system time, 3.6-4.5 s with the C library's allocator, which reuses them (memory.release trims what is left
-    # after each batch). jemalloc, where pyarrow has it, keeps freed pages a moment before handing them back, and
-    # fragments less: at 10M events 74-79 s and a peak of 1,474-1,489 MB with the C library's, 68-70 s and
-    # 1,384-1,406 MB with it.
+    # numpy's OpenBLAS starts a thread per core that spins after any use, taking a core from the parser; the
+    # pipeline does no linear algebra. pyarrow's default allocator (mimalloc) hands large freed buffers back and
+    # takes fresh ones, which the kernel must zero; jemalloc reuses them and fragments less (docs/decisions.md).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", arrow_allocator())
 
@@ -433,9 +428,9 @@ def _interrupted(signum: int, exc: BaseException) -> int:
 def console() -> NoReturn:
     """``python -m pipeline`` and the ``sparkify`` script: ``main``, then out without the interpreter's teardown.
 
-    The teardown (pandas, pyarrow and DuckDB unloading) adds 0.1-0.15 s to every command, a tenth of a small
-    night's run. Connections, the lock and every file the run writes are closed by then; output is flushed and
-    logging shut down first. With Ray loaded, its exit handlers stop the local cluster, so the ordinary exit runs.
+    The teardown (pandas, pyarrow and DuckDB unloading) is a noticeable share of a short command. Connections, the
+    lock and every file the run writes are closed by then; output is flushed and logging shut down first. With
+    Ray loaded, its exit handlers stop the local cluster, so the ordinary exit runs.
     """
     code = main()
     if "ray" in sys.modules:

@@ -164,9 +164,8 @@ class LocalEngine(Engine):
         guard: ShrinkGuard | None = None,
     ) -> Outcomes:
         # pyarrow's parser releases the GIL, so parsing the next batch overlaps with the pandas transforms of
-        # this one (mostly single-threaded): at 10M events that took the wall time from 39 s to 33-35 s on
-        # 2 cores. Parsing starts now, while the caller reads the song files: at 1M events the first batch
-        # was otherwise waited for 1.7 s after them. "extract" counts only the time this thread waits.
+        # this one (mostly single-threaded). Parsing starts now, while the caller reads the song files, so the
+        # first batch is not waited for after them. "extract" counts only the time this thread waits.
         parsed = prefetch(self.parsed_logs(fs, files))
         return Outcomes(self._process(parsed, sum(f.size for f in files), lookup, stager, timed, guard), parsed)
 

@@ -163,8 +163,7 @@ def fetch(
                 on_progress(len(chunk))
     elif isinstance(fs, LocalFileSystem):
         # Plain sequential system calls: on a local disk a small read is a few microseconds, and fsspec's file
-        # objects (~50 us each), a thread pool (GIL hand-offs) and even open() (a buffered file object, 9 us)
-        # cost more than the read itself: 50,000 song files 0.60 s with open(), 0.22 s with os.read.
+        # objects, a thread pool (GIL hand-offs) and even open() (a buffered file object) cost more than the read.
         for n, f in enumerate(files, start=1):
             try:
                 out.append(_read_local(f.path, f.size))
@@ -389,8 +388,8 @@ class _Prepared:
 
 
 def _count_lines(data: bytes) -> int:
-    # A batch's bytes are counted by numpy, which lets go of the GIL (bytes.count holds it: 0.16 s for 263 MB,
-    # during which the transforms on the main thread wait); a small file is counted faster in place.
+    # A batch's bytes are counted by numpy, which lets go of the GIL (bytes.count holds it, and the transforms on
+    # the main thread wait); a small file is counted faster in place.
     if len(data) < 1 << 16:
         newlines = data.count(b"\n")
     else:  # in slices: a comparison over the whole batch would allocate its size again
@@ -403,8 +402,7 @@ _SLICE = 8 << 20
 
 
 def _is_utf8(data: bytes) -> bool:
-    """Whether ``data`` is valid UTF-8, by Arrow's validation: 4x faster than a Python decode and without the GIL
-    (a decode held it for 0.2 s per 263 MB batch of the logs, which carry non-ASCII text)."""
+    """Whether ``data`` is valid UTF-8, by Arrow's validation: faster than a Python decode, and without the GIL."""
     if len(data) < 1 << 16:
         return data.isascii() or _decodes(data)
     offsets = pa.py_buffer(np.array([0, len(data)], np.int64))
@@ -448,7 +446,7 @@ def _raw(data: bytes) -> str:
 
 
 # pyarrow parses blocks of this size in parallel: small enough that two cores stay busy to the end of a
-# file, large enough that per-block overhead is noise (8-16 MB was fastest on 150 MB files).
+# file, large enough that per-block overhead is noise (docs/decisions.md).
 _BLOCK = 16 << 20
 # Small files are joined into one buffer of about this size per parse; larger pieces are parsed as they
 # are, so a batch of big files is never copied into one buffer.
@@ -752,9 +750,9 @@ def _extract_prepared(spec: SourceSpec, files: Sequence[SourceFile], prepared: _
         keep = ~bad
         table = table.filter(pa.array(keep))
         file_ids, line_nos = file_ids[keep], line_nos[keep]
-    # One chunk per column: the parser gives one per block, and Arrow's take and filter on a column of many
-    # chunks made the first transform of a 566,671-event batch 2.14 s instead of 1.31 s; the copy costs 0.05 s. The
-    # chunks are let go before the frame is made, so the batch is held twice only while it is copied.
+    # One chunk per column: the parser gives one per block, and Arrow's take and filter are much slower over many
+    # chunks than the copy costs. The chunks are let go before the frame is made, so the batch is held twice only
+    # while it is copied.
     parser.tables.clear()
     table = table.combine_chunks()
     frame = _to_pandas(table)

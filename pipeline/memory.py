@@ -110,8 +110,7 @@ def release() -> None:
 
     import pyarrow as pa
 
-    # No gc.collect(): frames are freed by reference counting; at 10M events a collection per batch found
-    # nothing to free and cost 0.09 s each (2.9 s a run), and 45 ms twice in a one-batch night.
+    # No gc.collect(): frames are freed by reference counting, and a collection per batch found nothing to free.
     pa.default_memory_pool().release_unused()
     with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -42,18 +42,17 @@ class RunPartials:
     """What a run's log batches add up to, before it meets the warehouse.
 
     Batches are set aside as they come and combined in one go when the result is read, or sooner once they hold
-    ``FOLD_ROWS`` rows, so memory stays bounded. Combining each batch into the running total as it came cost
-    0.15-0.37 s a batch at 10M events (7.7 s of the run, on the thread the transforms need), since every
-    combination reworks everything before it; the 30 batches in one go take 0.3 s. What the combination leaves
-    depends on the order and the grouping of the batches (which stretches become holes, which redundant points
-    stay), but not the rows the load writes once the holes are filled from the records."""
+    ``FOLD_ROWS`` rows, so memory stays bounded. Combining each batch into the running total as it came reworked
+    everything before it each time, on the thread the transforms need; in one go it is done once. What the
+    combination leaves depends on the order and the grouping of the batches (which stretches become holes, which
+    redundant points stay), but not the rows the load writes once the holes are filled from the records."""
 
     lookup: pd.DataFrame  # the catalogue's lookup after this run
     # Records read back at a time when rows are derived again (about a batch's worth), so memory stays bounded.
     chunk_records: int = 500_000
     # Whether the run reads again a file loaded before (its stored records are replaced): most nights, no.
     redelivered: bool = True
-    # Rows of batches' partials held before they are combined: 10M events' 30 batches hold 210,586 (11 MB).
+    # Rows of batches' partials held before they are combined (10M events' batches hold well under this).
     FOLD_ROWS: ClassVar[int] = 500_000
     _users: pd.DataFrame = field(default_factory=T.empty_users_partial, init=False)
     _points: pd.DataFrame = field(default_factory=T.empty_points, init=False)

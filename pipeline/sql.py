@@ -48,8 +48,8 @@ class Dialect:
     # Declared but not enforced on Redshift; DuckDB enforces them and cannot delete a referenced row,
     # which a merge must do, so there they are left to the pipeline's own checks.
     declare_foreign_keys: bool
-    # DuckDB enforces primary keys with an index that costs more than the rest of the merge (about 6 s
-    # per 8M songplays, at insert and again at commit); the pipeline's checks verify keys on every load.
+    # DuckDB enforces primary keys with an index that costs more than the rest of the merge (at insert and again
+    # at commit); the pipeline's checks verify keys on every load.
     declare_primary_keys: bool
     physical_design: bool
     # DB-API parameter marker.
@@ -188,8 +188,7 @@ class Dialect:
         ``until_ts``). The first millisecond is a grouped minimum: nothing is sorted.
 
         The records are a common table expression read three times, which DuckDB and PostgreSQL compute once:
-        written out three times, the staged records were scanned three times (1M events, 1,200 windows: 0.11 s ->
-        0.05 s; at 10M events each chunk of a fresh build's windows took 1.85 s)."""
+        written out three times, the staged records were scanned three times."""
         columns = columns or EVENT_RECORDS.column_names
         cols = _cols(columns)
         cur = self._current_records(schema, staged, run_files, windows, columns)

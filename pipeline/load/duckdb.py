@@ -73,8 +73,8 @@ class DuckDBDestination(Destination):
 
     @contextmanager
     def pinned(self) -> Iterator[None]:
-        """Every session opened meanwhile is one connection, opened at the first and closed at the end (a run
-        opened eight, at 17-50 ms each; it now opens four). It holds the file, so a run pins only short stretches:
+        """Every session opened meanwhile is one connection, opened at the first and closed at the end (opening
+        one is not free). It holds the file, so a run pins only short stretches:
         its bookkeeping before it reads, and what it reads before the batches (the ledger, the sources' listings,
         the catalogue)."""
         self._pins += 1
@@ -162,8 +162,7 @@ class DuckDBDestination(Destination):
 
     def stage_into(self, session: Session, staged: StagedTable, temp_name: str) -> None:
         # A view over the staged files, not a copy: DuckDB scans Parquet in parallel faster than it reads
-        # back a temporary table that overflowed memory_limit (8M songplays: 5.7 s for the whole merge
-        # and checks from the files, 9.3 s through a temporary table). Types are cast to the table's.
+        # back a temporary table that overflowed memory_limit. Types are cast to the table's.
         if not staged.files:
             session.execute(self.dialect.create_temp_table(staged.table, temp_name))
             return
@@ -176,8 +175,7 @@ class DuckDBDestination(Destination):
     def _records_query(
         self, table: Table, rest: str, params: Sequence[Any] = (), columns: Sequence[str] | None = None
     ) -> pd.DataFrame:
-        # Through Arrow, typed as the parser types them: the catalogue's 50,000 records in 0.05 s instead of
-        # 0.11 s, and no conversion of Python strings after.
+        # Through Arrow, typed as the parser types them: no Python strings made and converted after.
         from ..extract import pandas_type
 
         with self.session() as s:
