@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -29,7 +29,7 @@ from .ahead import Listings
 from .config import Config, check_window
 from .demo import ensure_demo_data
 from .discover import SourceFile, discover
-from .engine import BatchOutcome, Engine, process_batch
+from .engine import BatchOutcome, Engine, Outcomes, process_batch
 from .engines import engine_for
 from .errors import Interrupted, TooManyRejects
 from .extract import Extracted, Reject
@@ -44,6 +44,7 @@ from .retry import with_retries
 from .schema import EVENT_RECORDS, LOADED_FILES, LOOKUP_CHANGES, RUN_FILES, SONG_RECORDS, Table
 from .selection import RunOptions, ledger_frame, select_files
 from .sources import LOG_SOURCE, SONG_SOURCE, SourceSpec
+from .staged import Staged
 from .summary import Summary
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,21 @@ def _timed(summary: Summary, stage: str) -> Iterator[None]:
         peak = memory.sampler().end(token)
         summary.peak_memory_mb[stage] = round(max(summary.peak_memory_mb.get(stage, 0.0), peak), 1)
         log.debug("%s: %.2f s (peak memory %.0f MB)", stage, took, summary.peak_memory_mb[stage])
+
+
+@dataclass
+class _Listed:
+    """What the run's preparation found: the files to read, those gone from the source, the logs' outcomes (begun),
+    and the stored catalogue."""
+
+    log_files: list[SourceFile]
+    log_gone: list[str]
+    log_outcomes: Outcomes
+    song_fs: Any
+    song_files: list[SourceFile]
+    song_gone: list[str]
+    song_guard: ShrinkGuard | None
+    stored_songs: pd.DataFrame
 
 
 class _Run:
@@ -190,11 +206,26 @@ class _Run:
             return self._execute(stager)
 
     def _execute(self, stager: staging.Stager) -> Summary:
-        cfg, s, full = self.cfg, self.summary, self.options.full_refresh
-        engine = engine_for(cfg)
+        engine = engine_for(self.cfg)
         lookup: Future[pd.DataFrame] = Future()
-        # What the run reads from the warehouse before the load, on one connection, closed before the batches:
-        # a DuckDB file is held by one process at a time, and readers can use it until the load.
+        listed = self._prepare(engine, stager, lookup)
+        with closing(listed.log_outcomes):
+            partials = self._batches(engine, stager, listed, lookup)
+        self.summary.engine = engine.name
+        self.summary.ray_tasks = dict(engine.tasks)
+        self.summary.ray_nodes_used = len(engine.nodes)
+        self.check_rejects()
+        faults.checkpoint("extracted")
+        staged = self._stage_run(stager, listed)
+        faults.checkpoint("staged")
+        self._load(staged, partials)
+        return self._after_load(staged)
+
+    def _prepare(self, engine: Engine, stager: staging.Stager, lookup: Future[pd.DataFrame]) -> _Listed:
+        """What the run reads from the warehouse before the load, on one connection closed before the batches (a
+        DuckDB file is held by one process at a time, and readers can use it until the load); the logs' batches
+        start meanwhile."""
+        cfg, full = self.cfg, self.options.full_refresh
         with self.timed("prepare"), self.dest.pinned():
             ensure_demo_data(cfg)
             # A connection of its own since the bookkeeping's closed: retried like that one (a notebook may hold
@@ -224,54 +255,60 @@ class _Run:
             except BaseException:
                 log_outcomes.close()
                 raise
-        with closing(log_outcomes):
-            song_lookup = self.song_side(engine, stager, song_fs, song_files, song_gone, stored_songs, song_guard)
-            lookup.set_result(song_lookup)
-            del stored_songs
-            partials = RunPartials(
-                lookup=song_lookup,
-                # Records derived again in one go: about a batch's worth (a log event is 300-400 bytes of JSON).
-                chunk_records=max(10_000, cfg.source.batch_bytes // 400),
-                # Files loaded before and read again: only then can stored records be replaced.
-                redelivered=any(f.url in self.ledger for f in (*song_files, *log_files)) and not full,
+        return _Listed(log_files, log_gone, log_outcomes, song_fs, song_files, song_gone, song_guard, stored_songs)
+
+    def _batches(
+        self, engine: Engine, stager: staging.Stager, listed: _Listed, lookup: Future[pd.DataFrame]
+    ) -> RunPartials:
+        """The song side, then every log batch's outcome counted, recorded and set aside for the load."""
+        full = self.options.full_refresh
+        song_lookup = self.song_side(
+            engine, stager, listed.song_fs, listed.song_files, listed.song_gone, listed.stored_songs, listed.song_guard
+        )
+        lookup.set_result(song_lookup)
+        listed.stored_songs = listed.stored_songs.iloc[:0]
+        partials = RunPartials(
+            lookup=song_lookup,
+            # Records derived again in one go: about a batch's worth (a log event is 300-400 bytes of JSON).
+            chunk_records=max(10_000, self.cfg.source.batch_bytes // 400),
+            # Files loaded before and read again: only then can stored records be replaced.
+            redelivered=any(f.url in self.ledger for f in (*listed.song_files, *listed.log_files)) and not full,
+        )
+        outcomes: Iterator[BatchOutcome] = listed.log_outcomes
+        if full:
+            # Rebuilt from scratch: log files that left the source, and those this run could not take as they
+            # stand (unreadable, gone, held), keep their rows from their kept records. Known once every batch is
+            # in: the chain asks for these last.
+            outcomes = itertools.chain(outcomes, self.kept_log_batches(listed.log_gone, song_lookup, stager))
+        for outcome in outcomes:
+            self.count(
+                LOG_SOURCE.name,
+                outcome.records,
+                outcome.rejects,
+                outcome.bytes_read,
+                outcome.unread,
+                outcome.vanished,
+                outcome.held,
             )
-            outcomes: Iterator[BatchOutcome] = log_outcomes
-            if full:
-                # Rebuilt from scratch: log files that left the source, and those this run could not take as they
-                # stand (unreadable, gone, held), keep their rows from their kept records. Known once every batch
-                # is in: the chain asks for these last.
-                outcomes = itertools.chain(outcomes, self.kept_log_batches(log_gone, song_lookup, stager))
-            for outcome in outcomes:
-                self.count(
-                    LOG_SOURCE.name,
-                    outcome.records,
-                    outcome.rejects,
-                    outcome.bytes_read,
-                    outcome.unread,
-                    outcome.vanished,
-                    outcome.held,
-                )
-                self.summary.fields_repaired += outcome.repaired
-                for name, path, rows in outcome.parts:
-                    stager.record(name, path, rows)
-                with self.timed("transform"):
-                    partials.add(outcome.users, outcome.level_points)
-                    # Hand back what the batch's frames freed (pyarrow's pool, glibc's heap), so the next batch
-                    # reuses it rather than growing the process.
-                    del outcome
-                    memory.release()
-                log.info("batch staged (%s records so far)", f"{s.records_read.get(LOG_SOURCE.name, 0):,}")
-        s.engine = engine.name
-        s.ray_tasks = dict(engine.tasks)
-        s.ray_nodes_used = len(engine.nodes)
-        self.check_rejects()
-        faults.checkpoint("extracted")
+            self.summary.fields_repaired += outcome.repaired
+            for name, path, rows in outcome.parts:
+                stager.record(name, path, rows)
+            with self.timed("transform"):
+                partials.add(outcome.users, outcome.level_points)
+                # Hand back what the batch's frames freed (pyarrow's pool, glibc's heap), so the next batch reuses
+                # it rather than growing the process.
+                del outcome
+                memory.release()
+            log.info("batch staged (%s records so far)", f"{self.summary.records_read.get(LOG_SOURCE.name, 0):,}")
+        return partials
+
+    def _stage_run(self, stager: staging.Stager, listed: _Listed) -> Staged:
+        """The run's file list and ledger rows beside its batches' parts. A file that could not be read, is gone
+        or is held keeps what it had: its records are not replaced, nor its ledger row."""
         with self.timed("stage"):
-            # A file that could not be read, is gone or is held keeps what it had: its records are not replaced,
-            # nor its ledger row.
             kept = self.kept()
-            song_read = [f for f in song_files if f.url not in kept]
-            log_read = [f for f in log_files if f.url not in kept]
+            song_read = [f for f in listed.song_files if f.url not in kept]
+            log_read = [f for f in listed.log_files if f.url not in kept]
             run_files = sorted({f.url for f in (*song_read, *log_read)})
             stager.add(
                 {
@@ -279,11 +316,13 @@ class _Run:
                     LOADED_FILES.name: ledger_frame(song_read, log_read, self.run_id, utcnow()),
                 }
             )
-            staged = stager.finish()
-        faults.checkpoint("staged")
+            return stager.finish()
+
+    def _load(self, staged: Staged, partials: RunPartials) -> None:
         before = memory.rss_mb()
         memory.release()
         log.debug("memory before the load: %.0f MB resident, %.0f MB after release", before, memory.rss_mb())
+        full = self.options.full_refresh
         with self.timed("load"):
             try:
                 result = self.retry("loading", lambda: self.dest.load(staged, reconciler(partials), full_refresh=full))
@@ -291,11 +330,16 @@ class _Run:
                 exc.add_note(f"staged files kept for inspection in {staged.location}/")
                 raise
         self.committed = True
+        s = self.summary
         s.rows_merged = {k: v for k, v in result.rows_merged.items() if not k.startswith("_")}
         s.rows_total = result.rows_total
         s.plays_matched = result.plays_matched
         s.reconciled = result.stats
-        if not cfg.staging.keep:
+
+    def _after_load(self, staged: Staged) -> Summary:
+        """The load is committed: its staged files go, and the read copy for analysts is published."""
+        s = self.summary
+        if not self.cfg.staging.keep:
             staging.remove(staged, self.session)
         try:
             s.read_copy = self.dest.publish()
