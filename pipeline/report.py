@@ -113,10 +113,23 @@ def _name(title: object, artist: object, width: int = 48) -> str:
 
 
 def build(analytics: Analytics, source: str) -> str:
+    """The whole page: one function per part of it, in reading order."""
     a = analytics
     h = a.headline()
-    parts: list[str] = []
+    songs = a.top_songs(15)
+    parts = [
+        *_song_side(a, h, songs),
+        *_trends(a),
+        *_levels(a),
+        *_playlists(a, songs),
+        *_when_and_on_what(a),
+    ]
+    return _page(source, h, parts)
 
+
+def _song_side(a: Analytics, h: dict[str, int | float], songs: pd.DataFrame) -> list[str]:
+    """How much of the plays the catalogue names, and why the rest is not matched."""
+    parts: list[str] = []
     # ---- the song side: how much of it we can name, and why the rest is not matched
     breakdown = a.match_breakdown()
     parts.append(
@@ -135,7 +148,6 @@ def build(analytics: Analytics, source: str) -> str:
             "reasons point at the data (another spelling of the artist, another cut of the song).",
         )
     )
-    songs = a.top_songs(15)
     parts.append(
         _section(
             "Most played songs",
@@ -161,7 +173,12 @@ def build(analytics: Analytics, source: str) -> str:
         parts.append(
             _section("Most played artists", _hbar(artists["artist"].tolist(), artists["plays"].tolist(), "plays"))
         )
+    return parts
 
+
+def _trends(a: Analytics) -> list[str]:
+    """Artists and songs over the weeks."""
+    parts: list[str] = []
     # ---- trends
     weekly = a.weekly_plays("artist", 5)
     if len(weekly):
@@ -181,7 +198,12 @@ def build(analytics: Analytics, source: str) -> str:
             chart=False,
         )
     )
+    return parts
 
+
+def _levels(a: Analytics) -> list[str]:
+    """Paying and free users, and whom to offer a subscription."""
+    parts: list[str] = []
     # ---- levels
     per_day = a.users_by_level_per_day()
     if len(per_day):
@@ -236,7 +258,12 @@ def build(analytics: Analytics, source: str) -> str:
             chart=False,
         )
     )
+    return parts
 
+
+def _playlists(a: Analytics, songs: pd.DataFrame) -> list[str]:
+    """A first step toward playlists."""
+    parts: list[str] = []
     # ---- playlists
     if len(songs):
         seed_title, seed_artist = str(songs["title"].iloc[0]), str(songs["artist"].iloc[0])
@@ -248,7 +275,12 @@ def build(analytics: Analytics, source: str) -> str:
                 chart=False,
             )
         )
+    return parts
 
+
+def _when_and_on_what(a: Analytics) -> list[str]:
+    """Plays by hour, weekday, browser and operating system."""
+    parts: list[str] = []
     # ---- when and on what
     hours = a.plays_by_hour()
     parts.append(
@@ -269,7 +301,11 @@ def build(analytics: Analytics, source: str) -> str:
         by = agents.groupby(what)["plays"].sum().sort_values(ascending=False)
         title = "Plays by browser" if what == "browser" else "Plays by operating system"
         parts.append(_section(title, _hbar(by.index.tolist(), by.tolist(), "plays")))
+    return parts
 
+
+def _page(source: str, h: dict[str, int | float], parts: list[str]) -> str:
+    """The page around the sections: title, headline cards, styles, and the hook the tests read."""
     cards = "".join(
         f"<div class='card'><div class='n'>{v}</div><div>{html.escape(k)}</div></div>"
         for k, v in (
