@@ -125,6 +125,13 @@ def read_tables(db_path: Path | str, schema: str = "main") -> dict[str, pd.DataF
         con.close()
 
 
+def assert_same_tables(actual: dict[str, pd.DataFrame], expected: dict[str, pd.DataFrame], where: str = "") -> None:
+    """Every table of ``expected`` equal, row for row and type for type, in ``actual``."""
+    assert expected.keys() <= actual.keys(), f"{where}missing {sorted(expected.keys() - actual.keys())}"
+    for name in expected:
+        pd.testing.assert_frame_equal(actual[name], expected[name], obj=f"{where}{name}")
+
+
 def write_sources(root: Path, songs: list[dict[str, Any]], logs: dict[str, list[dict[str, Any]]]) -> None:
     """Song files (one record each) and daily log files (name -> events) under ``root``."""
     for i, rec in enumerate(songs):

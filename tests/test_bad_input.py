@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from .conftest import event
-from .helpers import CAN_DROP_READS, cli, cli_bound_by_file_modes, read_tables, write_config
+from .helpers import CAN_DROP_READS, assert_same_tables, cli, cli_bound_by_file_modes, read_tables, write_config
 
 
 def _days(root: Path) -> list[Path]:
@@ -36,11 +36,6 @@ def _rejects(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return [json.loads(x) for x in Path(summary["rejects_file"]).read_text().splitlines()]
 
 
-def _same(tables: dict[str, pd.DataFrame], clean: dict[str, pd.DataFrame]) -> None:
-    for name in clean:
-        pd.testing.assert_frame_equal(tables[name], clean[name], obj=name)
-
-
 def _append(path: Path, *lines: bytes) -> None:
     path.write_bytes(path.read_bytes() + b"".join(b"\n" + line for line in lines))
 
@@ -53,7 +48,7 @@ def test_crlf_line_endings_and_a_byte_order_mark_load_normally(
     code, summary, err = _run(sample_copy, tmp_path)
     assert code == 0, err
     assert summary["records_rejected"] == {"song_data": 0, "log_data": 0}
-    _same(read_tables(tmp_path / "wh.duckdb"), clean)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
 
 
 def test_gzipped_log_files_are_read_transparently(
@@ -65,7 +60,7 @@ def test_gzipped_log_files_are_read_transparently(
     code, summary, err = _run(sample_copy, tmp_path)
     assert code == 0, err
     assert summary["files_read"]["log_data"] == 30 and summary["records_read"]["log_data"] == 8056
-    _same(read_tables(tmp_path / "wh.duckdb"), clean)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
 
 
 def test_a_truncated_gzip_day_weighs_what_it_held_and_fails_the_run(sample_copy: Path, tmp_path: Path) -> None:
@@ -90,7 +85,7 @@ def test_a_zero_byte_file_is_rejected_whole_and_the_rest_loads(
     assert code == 0, err
     [r] = _rejects(summary)
     assert (r["file"].endswith("2018-11-31-events.json"), r["line"], r["reason"]) == (True, None, "empty file")
-    _same(read_tables(tmp_path / "wh.duckdb"), clean)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
 
 
 def test_a_day_without_a_single_line_break_is_a_day_lost_and_fails_the_run(sample_copy: Path, tmp_path: Path) -> None:
@@ -115,7 +110,7 @@ def test_fields_of_the_wrong_type_are_rejected_naming_the_field(
     rejects = _rejects(summary)
     assert [r["line"] for r in rejects] == [len(day.read_bytes().split(b"\n")) - 1, len(day.read_bytes().split(b"\n"))]
     assert "userId" in rejects[0]["reason"] and "ts" in rejects[1]["reason"]
-    _same(read_tables(tmp_path / "wh.duckdb"), clean)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
 
 
 def test_nan_and_infinity_literals_are_rejected(
@@ -127,7 +122,7 @@ def test_nan_and_infinity_literals_are_rejected(
     code, summary, err = _run(sample_copy, tmp_path)
     assert code == 0, err
     assert [r["reason"] for r in _rejects(summary)] == ["'length' is not a finite number"] * 2
-    _same(read_tables(tmp_path / "wh.duckdb"), clean)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
 
 
 def test_a_nesting_bomb_neither_crashes_nor_loads_where_it_matters(sample_copy: Path, tmp_path: Path) -> None:
@@ -169,7 +164,7 @@ def test_a_directory_named_like_a_data_file_and_a_symlink_loop_are_skipped_with_
     assert f"1 not read (cannot be examined: Too many levels of symbolic links): {loop}" in err
     assert f"(a folder named like a data file; what it holds is read as usual): {folder}" in err
     assert f"1 not read (not *.json (nor compressed *.json)): {sample_copy / 'log_data' / 'notes.txt'}" in err
-    _same(read_tables(tmp_path / "wh.duckdb"), clean)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
 
 
 @pytest.mark.skipif(not CAN_DROP_READS, reason="needs setpriv to drop root's reads")
@@ -193,4 +188,4 @@ def test_an_unreadable_file_is_rejected_whole_and_read_by_the_next_run(
     late.chmod(0o644)
     code, summary, err = _run(sample_copy, tmp_path)
     assert code == 0 and summary["files_read"]["log_data"] == 1, err
-    _same(read_tables(tmp_path / "wh.duckdb"), clean)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)

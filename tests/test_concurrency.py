@@ -9,12 +9,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from .helpers import cli, history, paused_run, read_tables, write_config
-
-
-def _same(tables: dict[str, pd.DataFrame], other: dict[str, pd.DataFrame]) -> None:
-    for name in other:
-        pd.testing.assert_frame_equal(tables[name], other[name], obj=name)
+from .helpers import assert_same_tables, cli, history, paused_run, read_tables, write_config
 
 
 def _clean(sample_dir: Path, tmp: Path) -> dict[str, pd.DataFrame]:
@@ -39,7 +34,7 @@ def test_with_its_lock_file_removed_a_run_and_a_second_one_never_both_load(sampl
     assert "this run loads nothing, so two runs never both load" in err
     statuses = [r["status"] for r in history(config)]
     assert statuses == ["succeeded", "failed"]
-    _same(read_tables(tmp_path / "wh.duckdb"), _clean(sample_dir, tmp_path / "clean"))
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), _clean(sample_dir, tmp_path / "clean"))
 
 
 def test_two_warehouses_sharing_a_staging_path_never_remove_each_others_live_folders(
@@ -59,7 +54,7 @@ def test_two_warehouses_sharing_a_staging_path_never_remove_each_others_live_fol
     go_on.touch()
     _, err = live.communicate(timeout=120)
     assert live.returncode == 0, err
-    _same(read_tables(prod / "wh.duckdb"), read_tables(test / "wh.duckdb"))
+    assert_same_tables(read_tables(prod / "wh.duckdb"), read_tables(test / "wh.duckdb"))
 
 
 def test_an_analysts_connection_never_blocks_the_night_and_one_on_the_warehouse_itself_is_named(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .helpers import cli, read_tables, run_json, write_config
+from .helpers import assert_same_tables, cli, read_tables, run_json, write_config
 from .load.test_redshift import comparable, new_schema, rs_config, rs_tables
 from .s3_faults import S3Faults
 from .services import Redshift, S3Endpoint
@@ -32,8 +32,7 @@ def test_intermittent_s3_throttling_is_retried(
     assert flaky.injected >= 20, "the endpoint really failed, many times"
     assert summary["records_rejected"] == {"song_data": 0, "log_data": 0}
     tables = read_tables(tmp_path / "wh.duckdb")
-    for name in clean:
-        pd.testing.assert_frame_equal(tables[name], clean[name], obj=name)
+    assert_same_tables(tables, clean)
 
 
 def test_missing_bucket_fails_at_once_with_a_clear_message(s3: S3Endpoint, tmp_path: Path) -> None:
@@ -119,8 +118,7 @@ def test_an_s3_outage_longer_than_the_sdk_retries_is_absorbed_by_the_pipeline(
         rf"WARNING pipeline.retry: {step} s3://sparkify-outage/log_data\S* .*failed \(transient", proc.stderr
     )
     tables = read_tables(tmp_path / "wh.duckdb")
-    for name in clean:
-        pd.testing.assert_frame_equal(tables[name], clean[name], obj=name)
+    assert_same_tables(tables, clean)
 
 
 @pytest.mark.parametrize(
@@ -181,8 +179,7 @@ def test_a_fault_in_the_middle_of_a_large_file_resumes_at_the_byte_reached(
     summary = json.loads(proc.stdout)
     assert summary["records_read"]["log_data"] == 8056, "no line read twice or skipped"
     tables = read_tables(tmp_path / "wh.duckdb")
-    for name in clean:
-        pd.testing.assert_frame_equal(tables[name], clean[name], obj=name)
+    assert_same_tables(tables, clean)
 
 
 def test_a_staging_outage_on_s3_is_absorbed_by_the_pipeline(
@@ -236,5 +233,4 @@ def test_a_duckdb_file_held_by_another_process_is_waited_for(
     assert proc.returncode == 0, proc.stderr
     assert "failed (transient" in proc.stderr and "lock" in proc.stderr.lower()
     tables = read_tables(tmp_path / "wh.duckdb")
-    for name in clean:
-        pd.testing.assert_frame_equal(tables[name], clean[name], obj=name)
+    assert_same_tables(tables, clean)

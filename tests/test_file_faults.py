@@ -17,14 +17,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from .helpers import CAN_DROP_READS, cli, cli_bound_by_file_modes, read_tables, write_config
+from .helpers import CAN_DROP_READS, assert_same_tables, cli, cli_bound_by_file_modes, read_tables, write_config
 
 needs_file_modes = pytest.mark.skipif(not CAN_DROP_READS, reason="needs setpriv to drop root's reads")
-
-
-def _same(tables: dict[str, pd.DataFrame], clean: dict[str, pd.DataFrame]) -> None:
-    for name in clean:
-        pd.testing.assert_frame_equal(tables[name], clean[name], obj=name)
 
 
 def _summary(proc: Any) -> dict[str, Any]:
@@ -80,11 +75,11 @@ def test_an_unreadable_redelivered_song_file_keeps_its_song_and_the_next_night_e
     proc = cli_bound_by_file_modes("run", "--json", "-c", str(config))
     assert proc.returncode == 0, proc.stderr
     assert _summary(proc)["files_unread"] == [str(victim)]
-    _same(read_tables(tmp_path / "wh.duckdb"), clean)  # the song and its play's match are still there
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)  # the song and its play's match are still there
     victim.chmod(0o644)
     proc = cli("run", "--json", "-c", str(config))
     assert proc.returncode == 0 and _summary(proc)["files_read"]["song_data"] == 1, proc.stderr
-    _same(read_tables(tmp_path / "wh.duckdb"), clean)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
 
 
 @needs_file_modes
@@ -99,7 +94,7 @@ def test_a_full_refresh_with_a_file_unreadable_keeps_its_rows_and_reads_it_once_
     proc = cli_bound_by_file_modes("run", "--json", "--full-refresh", "-c", str(config))
     assert proc.returncode == 0, proc.stderr
     assert sorted(_summary(proc)["files_unread"]) == sorted([str(day), str(song)])
-    _same(read_tables(tmp_path / "wh.duckdb"), clean)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
     # Readable again and re-delivered: read like any changed file, and the tables are those of a rebuild.
     for path in (day, song):
         path.chmod(0o644)
@@ -107,7 +102,7 @@ def test_a_full_refresh_with_a_file_unreadable_keeps_its_rows_and_reads_it_once_
     proc = cli("run", "--json", "-c", str(config))
     assert proc.returncode == 0, proc.stderr
     assert _summary(proc)["files_read"] == {"song_data": 1, "log_data": 1}
-    _same(read_tables(tmp_path / "wh.duckdb"), clean)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
 
 
 @pytest.mark.parametrize("cut", ["truncated", "empty"])
@@ -155,7 +150,7 @@ def test_a_redelivery_too_large_for_one_batch_is_weighed_by_its_size(sample_copy
     assert proc.returncode == 6, proc.stderr
     [held] = _summary(proc)["files_held"]
     assert (held["url"], held["unit"]) == (str(day), "bytes") and held["records"] < held["stored"] // 2
-    _same(read_tables(tmp_path / "wh.duckdb"), before)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), before)
 
 
 def test_files_gone_between_listing_and_reading_are_as_if_no_longer_listed(
@@ -182,7 +177,7 @@ def test_files_gone_between_listing_and_reading_are_as_if_no_longer_listed(
     summary = run_here(config)
     assert summary.status == "succeeded" and not summary.rejects_file
     assert sorted(summary.files_vanished) == sorted([str(redelivered), str(new)])
-    _same(read_tables(tmp_path / "wh.duckdb"), clean)
+    assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
 
 
 def test_one_huge_value_is_one_rejected_record_and_the_night_loads(sample_copy: Path, tmp_path: Path) -> None:

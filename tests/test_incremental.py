@@ -11,15 +11,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from .helpers import cli, read_tables, run_json, write_config
+from .helpers import assert_same_tables, cli, read_tables, run_json, write_config
 
 LEDGER = "_sparkify_loaded_files"
-
-
-def assert_same_tables(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> None:
-    assert a.keys() == b.keys()
-    for name in a:
-        pd.testing.assert_frame_equal(a[name], b[name], obj=name)
 
 
 def _days(sample_dir: Path) -> list[Path]:

@@ -25,7 +25,7 @@ from pipeline.schema import RECORDS
 
 from . import scenarios, sql_oracle
 from .conftest import event
-from .helpers import read_tables, run_here, write_config, write_sources
+from .helpers import assert_same_tables, read_tables, run_here, write_config, write_sources
 
 BATCH_MB = [0.001, 0.004, 0.02, 256]
 
@@ -62,12 +62,6 @@ def records(db: Path, root: Path) -> dict[str, pd.DataFrame]:
         con.close()
 
 
-def assert_same(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> None:
-    assert a.keys() == b.keys()
-    for name in a:
-        pd.testing.assert_frame_equal(a[name], b[name], obj=name)
-
-
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**31 - 1),
@@ -89,10 +83,10 @@ def test_any_delivery_over_nights_ends_equal_to_one_full_run(
         nightly = run_nights(root / "nightly", ds, nights, sizes)
         expected = scenarios.expected_folder(ds, nights, root / "expected")
         once = full_run(root / "once", expected)
-        assert_same(read_tables(nightly), read_tables(once))
+        assert_same_tables(read_tables(nightly), read_tables(once))
         # ...and that one run follows SPEC.md's rules, by an implementation that shares no code with it.
         sql_oracle.assert_matches(read_tables(once), *scenarios.globs(expected))
-        assert_same(records(nightly, root / "nightly" / "src"), records(once, root / "expected"))
+        assert_same_tables(records(nightly, root / "nightly" / "src"), records(once, root / "expected"))
 
 
 @pytest.mark.parametrize("nights", [1, 2])
@@ -165,4 +159,4 @@ def test_a_duplicate_settled_on_an_earlier_night_counts_once_when_read_back(tmp_
     (tmp_path / "n").mkdir()
     (tmp_path / "f").mkdir()
     nightly = nights(tmp_path / "n", [[name] for name in files])
-    assert_same(nightly, nights(tmp_path / "f", [list(files)]))
+    assert_same_tables(nightly, nights(tmp_path / "f", [list(files)]))

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from . import scenarios
-from .helpers import CAN_DROP_READS, cli_bound_by_file_modes, read_tables, run_here, write_config
+from .helpers import CAN_DROP_READS, assert_same_tables, cli_bound_by_file_modes, read_tables, run_here, write_config
 
 FAULTS = ["none", "unreadable", "truncated", "empty", "refresh-unreadable"]
 
@@ -41,11 +41,6 @@ def _rebuild(root: Path, accepted: dict[str, bytes]) -> dict[str, pd.DataFrame]:
     run_here(write_config(root, folder / "song_data", folder / "log_data"))
     tables = read_tables(root / "wh.duckdb")
     return tables
-
-
-def _same(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame], night: int) -> None:
-    for name in b:
-        pd.testing.assert_frame_equal(a[name], b[name], obj=f"night {night}: {name}")
 
 
 @pytest.mark.skipif(not CAN_DROP_READS, reason="needs setpriv to drop root's reads")
@@ -105,7 +100,7 @@ def test_nights_with_file_faults_equal_a_rebuild_of_what_was_accepted_or_fail_an
                 # Failed loudly: nothing changed, and nothing of this night counts as accepted.
                 assert "over rejects.max_fraction" in proc.stderr
                 if before is not None:
-                    _same(read_tables(root / "nightly" / "wh.duckdb"), before, n)
+                    assert_same_tables(read_tables(root / "nightly" / "wh.duckdb"), before, f"night {n}: ")
                 continue
             summary = json.loads(proc.stdout.strip().splitlines()[-1])
             kept = {*summary["files_unread"], *(h["url"] for h in summary["files_held"])}
@@ -118,7 +113,7 @@ def test_nights_with_file_faults_equal_a_rebuild_of_what_was_accepted_or_fail_an
                 if str(src / path) not in kept:
                     accepted[path] = (src / path).read_bytes()
             before = read_tables(root / "nightly" / "wh.duckdb")
-            _same(before, _rebuild(root / f"rebuild-{n}", accepted), n)
+            assert_same_tables(before, _rebuild(root / f"rebuild-{n}", accepted), f"night {n}: ")
 
 
 def _delivered(night: list[scenarios.Action]) -> set[str]:
