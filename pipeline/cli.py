@@ -239,25 +239,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", help="config file (default: ./config.yaml if present)")
-    verbosity = common.add_mutually_exclusive_group()
-    verbosity.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    verbosity.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-
-    p = argparse.ArgumentParser(
-        prog="python -m pipeline",
-        description="Sparkify: song and event JSON into a star schema (DuckDB or Redshift).",
-    )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    r = sub.add_parser(
-        "run",
-        parents=[common],
-        help="run the whole pipeline once",
-        description="Discover, extract, transform, stage and load; then check, in one transaction.",
-    )
+def _run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--json", action="store_true", help="print the run summary as JSON (for log shippers)")
     r.add_argument(
         "--full-refresh",
@@ -274,74 +256,113 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--since", type=_date, metavar="YYYY-MM-DD", help="only log files dated on or after this day")
     r.add_argument("--until", type=_date, metavar="YYYY-MM-DD", help="only log files dated on or before this day")
-    r.set_defaults(func=cmd_run)
 
-    h = sub.add_parser(
-        "runs",
-        parents=[common],
-        help="show the run history",
-        description="The latest runs recorded in the warehouse, newest first.",
-    )
+
+def _runs_options(h: argparse.ArgumentParser) -> None:
     h.add_argument("--limit", type=int, default=20)
     h.add_argument("--json", action="store_true")
-    h.set_defaults(func=cmd_runs)
 
-    c = sub.add_parser(
-        "create-schema",
-        parents=[common],
-        help="create the pipeline's tables if missing",
-        description="Create the star tables, the kept source records, the ledger and the run history (idempotent).",
-    )
-    c.set_defaults(func=cmd_create_schema)
 
-    d = sub.add_parser(
-        "drop-schema",
-        parents=[common],
-        help="drop every table the pipeline owns",
-        description="Drop the star tables, the kept source records, the ledger and the run history (not the "
-        "schema itself). The next run reloads every file still in the source; records of files that have left "
-        "it are lost. Needs --yes.",
-    )
+def _drop_options(d: argparse.ArgumentParser) -> None:
     d.add_argument("--yes", action="store_true", help="really drop")
-    d.set_defaults(func=cmd_drop_schema)
 
-    k = sub.add_parser(
-        "check",
-        parents=[common],
-        help="run the data-quality checks alone",
-        description="Primary keys unique and not null; foreign keys present. Exit 3 on failure.",
-    )
-    k.set_defaults(func=cmd_check)
 
-    g = sub.add_parser(
-        "generate",
-        parents=[common],
-        help="write a synthetic Sparkify dataset",
-        description="Deterministic synthetic data: OUT/song_data and OUT/log_data.",
-    )
+def _generate_options(g: argparse.ArgumentParser) -> None:
     g.add_argument("--songs", type=int, default=2_000, help="song files (default 2,000)")
     g.add_argument("--events", type=int, default=20_000, help="events (default 20,000)")
     g.add_argument("--days", type=int, default=30, help="daily log files (default 30)")
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--out", required=True, help="output folder")
-    g.set_defaults(func=cmd_generate)
 
-    rp = sub.add_parser(
-        "report",
-        parents=[common],
-        help="write an HTML report of the analytics",
-        description="A self-contained HTML page (charts embedded) for the current warehouse.",
-    )
+
+def _report_options(rp: argparse.ArgumentParser) -> None:
     rp.add_argument("--out", default="build/report.html", help="output file (default build/report.html)")
-    rp.set_defaults(func=cmd_report)
 
-    s = sub.add_parser(
+
+def _no_options(parser: argparse.ArgumentParser) -> None:
+    return None
+
+
+# The commands, in the order --help lists them: name, handler, its options, one-line help, description.
+_COMMANDS: tuple[
+    tuple[str, Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None], str, str], ...
+] = (
+    (
+        "run",
+        cmd_run,
+        _run_options,
+        "run the whole pipeline once",
+        "Discover, extract, transform, stage and load; then check, in one transaction.",
+    ),
+    (
+        "runs",
+        cmd_runs,
+        _runs_options,
+        "show the run history",
+        "The latest runs recorded in the warehouse, newest first.",
+    ),
+    (
+        "create-schema",
+        cmd_create_schema,
+        _no_options,
+        "create the pipeline's tables if missing",
+        "Create the star tables, the kept source records, the ledger and the run history (idempotent).",
+    ),
+    (
+        "drop-schema",
+        cmd_drop_schema,
+        _drop_options,
+        "drop every table the pipeline owns",
+        "Drop the star tables, the kept source records, the ledger and the run history (not the schema itself). "
+        "The next run reloads every file still in the source; records of files that have left it are lost. "
+        "Needs --yes.",
+    ),
+    (
+        "check",
+        cmd_check,
+        _no_options,
+        "run the data-quality checks alone",
+        "Primary keys unique and not null; foreign keys present. Exit 3 on failure.",
+    ),
+    (
+        "generate",
+        cmd_generate,
+        _generate_options,
+        "write a synthetic Sparkify dataset",
+        "Deterministic synthetic data: OUT/song_data and OUT/log_data.",
+    ),
+    (
+        "report",
+        cmd_report,
+        _report_options,
+        "write an HTML report of the analytics",
+        "A self-contained HTML page (charts embedded) for the current warehouse.",
+    ),
+    (
         "config",
-        parents=[common],
-        help="show every config key, its variable and value",
-        description="Every key with its environment variable, effective value and default.",
+        cmd_config,
+        _no_options,
+        "show every config key, its variable and value",
+        "Every key with its environment variable, effective value and default.",
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", help="config file (default: ./config.yaml if present)")
+    verbosity = common.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="Sparkify: song and event JSON into a star schema (DuckDB or Redshift).",
     )
-    s.set_defaults(func=cmd_config)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, handler, options, summary, description in _COMMANDS:
+        command = sub.add_parser(name, parents=[common], help=summary, description=description)
+        options(command)
+        command.set_defaults(func=handler)
     return p
 
 
