@@ -47,88 +47,86 @@ def previous_success(path: Path) -> float | None:
         return None
 
 
-def render(summary: Summary, ended_at: float, last_success: float | None) -> str:
-    ok = summary.status == "succeeded"
-    lines: list[str] = []
-    lines += _metric("last_run_timestamp_seconds", "gauge", "When the last run ended (Unix time).", [({}, ended_at)])
-    lines += _metric(
-        "last_run_success", "gauge", "1 if the last run succeeded, 0 if it failed.", [({}, 1.0 if ok else 0.0)]
-    )
-    if last_success is not None:
-        lines += _metric(
+Samples = list[tuple[dict[str, str], float]]
+
+
+def _gauges(summary: Summary, ended_at: float, last_success: float | None) -> list[tuple[str, str, Samples | None]]:
+    """Every gauge of a run: name, help text, samples; None leaves the gauge out (absent beats a false 0: a failed
+    run knows no match count)."""
+    s, ok = summary, summary.status == "succeeded"
+    plays = s.rows_total.get("songplays", 0)
+    published = 1.0 if s.read_copy or s.target.startswith("redshift") else 0.0
+    return [
+        ("last_run_timestamp_seconds", "When the last run ended (Unix time).", [({}, ended_at)]),
+        ("last_run_success", "1 if the last run succeeded, 0 if it failed.", [({}, 1.0 if ok else 0.0)]),
+        (
             "last_success_timestamp_seconds",
-            "gauge",
             "When the last successful run ended (Unix time); alert when it is more than 26 hours old.",
-            [({}, last_success)],
-        )
-    lines += _metric(
-        "last_run_stage_seconds",
-        "gauge",
-        "Seconds the last run spent in each stage.",
-        [({"stage": k}, v) for k, v in summary.seconds.items()],
-    )
-    lines += _metric(
-        "last_run_records_read",
-        "gauge",
-        "Records the last run read, per source.",
-        [({"source": k}, float(v)) for k, v in summary.records_read.items()],
-    )
-    lines += _metric(
-        "last_run_records_rejected",
-        "gauge",
-        "Records the last run rejected, per source.",
-        [({"source": k}, float(v)) for k, v in summary.records_rejected.items()],
-    )
-    lines += _metric(
-        "last_run_bytes_rejected_ratio",
-        "gauge",
-        "Share of the bytes read that the last run rejected.",
-        [({}, summary.bytes_rejected / summary.bytes_read if summary.bytes_read else 0.0)],
-    )
-    lines += _metric(
-        "last_run_rejected_ratio",
-        "gauge",
-        "Rejected records, weighed in records, over those read by the last run (rejects.max_fraction applies).",
-        [({}, summary.rejected_ratio)],
-    )
-    lines += _metric(
-        "last_run_files_held",
-        "gauge",
-        "Re-delivered files the last run held back (they would lose most of what they replace); alert when > 0.",
-        [({}, float(len(summary.files_held)))],
-    )
-    if ok:
-        lines += _metric(
+            [({}, last_success)] if last_success is not None else None,
+        ),
+        (
+            "last_run_stage_seconds",
+            "Seconds the last run spent in each stage.",
+            [({"stage": k}, v) for k, v in s.seconds.items()],
+        ),
+        (
+            "last_run_records_read",
+            "Records the last run read, per source.",
+            [({"source": k}, float(v)) for k, v in s.records_read.items()],
+        ),
+        (
+            "last_run_records_rejected",
+            "Records the last run rejected, per source.",
+            [({"source": k}, float(v)) for k, v in s.records_rejected.items()],
+        ),
+        (
+            "last_run_bytes_rejected_ratio",
+            "Share of the bytes read that the last run rejected.",
+            [({}, s.bytes_rejected / s.bytes_read if s.bytes_read else 0.0)],
+        ),
+        (
+            "last_run_rejected_ratio",
+            "Rejected records, weighed in records, over those read by the last run (rejects.max_fraction applies).",
+            [({}, s.rejected_ratio)],
+        ),
+        (
+            "last_run_files_held",
+            "Re-delivered files the last run held back (they would lose most of what they replace); alert when > 0.",
+            [({}, float(len(s.files_held)))],
+        ),
+        (
             "last_run_read_copy_published",
-            "gauge",
             "1 if the last successful run published the read copy analysts query (DuckDB), 0 if that failed.",
-            [({}, 1.0 if summary.read_copy or summary.target.startswith("redshift") else 0.0)],
-        )
-    lines += _metric(
-        "last_run_files_vanished",
-        "gauge",
-        "Files gone between the last run's listing and its read (left as they were).",
-        [({}, float(len(summary.files_vanished)))],
-    )
-    lines += _metric(
-        "last_run_fields_repaired",
-        "gauge",
-        "Event text fields whose double encoding the last run repaired.",
-        [({}, float(summary.fields_repaired))],
-    )
-    if ok and summary.rows_total.get("songplays"):  # a failed run knows no match count; absent beats a false 0
-        lines += _metric(
+            [({}, published)] if ok else None,
+        ),
+        (
+            "last_run_files_vanished",
+            "Files gone between the last run's listing and its read (left as they were).",
+            [({}, float(len(s.files_vanished)))],
+        ),
+        (
+            "last_run_fields_repaired",
+            "Event text fields whose double encoding the last run repaired.",
+            [({}, float(s.fields_repaired))],
+        ),
+        (
             "songplays_matched_ratio",
-            "gauge",
             "Share of all songplays matched to a song of the catalogue, after the last successful run.",
-            [({}, summary.plays_matched / summary.rows_total["songplays"])],
-        )
-    lines += _metric(
-        "table_rows",
-        "gauge",
-        "Rows in each table after the last successful run.",
-        [({"table": k}, float(v)) for k, v in summary.rows_total.items()],
-    )
+            [({}, s.plays_matched / plays)] if ok and plays else None,
+        ),
+        (
+            "table_rows",
+            "Rows in each table after the last successful run.",
+            [({"table": k}, float(v)) for k, v in s.rows_total.items()],
+        ),
+    ]
+
+
+def render(summary: Summary, ended_at: float, last_success: float | None) -> str:
+    lines: list[str] = []
+    for name, doc, samples in _gauges(summary, ended_at, last_success):
+        if samples is not None:
+            lines += _metric(name, "gauge", doc, samples)
     return "\n".join(lines) + "\n"
 
 
