@@ -185,16 +185,19 @@ def nightly(data: Path, repeat: int) -> list[Timing]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def commands(repeat: int) -> None:
+def commands(repeat: int) -> dict[str, list[float]]:
     """Commands that transform nothing, on an empty warehouse: from the shell prompt back to it."""
     tmp = tempfile.mkdtemp(prefix="sparkify-bench-commands-")
     try:
         env = pipeline_env(Path(tmp) / "song_data", Path(tmp) / "log_data", tmp)
         run([sys.executable, "-m", "pipeline", "create-schema"], env)
         print("\n== commands that transform nothing (empty warehouse; target under 0.3 s) ==", flush=True)
+        out = {}
         for args in (["--help"], ["config"], ["runs"], ["check"]):
             walls = [run([sys.executable, "-m", "pipeline", *args], env).wall for _ in range(repeat)]
             print(f"  {' '.join(args):<8} " + ", ".join(f"{w:.2f}" for w in walls) + " s", flush=True)
+            out[" ".join(args)] = walls
+        return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -259,6 +262,63 @@ def measure(name: str, data: Path, repeat: int) -> Result:
     return result
 
 
+def machine() -> dict[str, object]:
+    """What the figures were measured on: they mean nothing without it."""
+    import platform
+
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
+        model = names[0] if names else ""
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model or platform.processor(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def write_results(results: list[Result], night: list[Timing], light: dict[str, list[float]]) -> Path:
+    """One JSON file per bench run, under build/bench/results/, named by time and commit: the table in
+    docs/performance.md is copied from these, never typed by hand."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    body = {
+        "commit": commit,
+        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "started": stamp,
+        "machine": machine(),
+        "workloads": [
+            {
+                "name": r.name,
+                "events": r.events,
+                "wall_s": {c: [round(t.wall, 3) for t in r.runs[c]] for c in CONTENDERS},
+                "peak_mb": {c: [round(t.peak_mb) for t in r.runs[c]] for c in CONTENDERS},
+                "pipeline_seconds_by_stage": r.summary.get("seconds", {}),
+            }
+            for r in results
+        ],
+        "night": {
+            "wall_s": [round(t.wall, 3) for t in night],
+            "seconds_by_stage": [json.loads(t.out)["seconds"] for t in night],
+        },
+        "commands_wall_s": {k: [round(w, 3) for w in v] for k, v in light.items()},
+    }
+    out = ROOT / "build" / "bench" / "results" / f"{stamp}-{commit}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(body, indent=2) + "\n")
+    print(f"\nresults written to {out.relative_to(ROOT)}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--songs", type=int, default=50_000)
@@ -272,9 +332,9 @@ def main() -> None:
         data = Path(args.data) if args.data else ROOT / "build" / "bench" / f"{args.songs}-{args.events}"
         ensure_data(data, args.songs, args.events)
         name = data.resolve().name if args.data else f"{args.songs:,} songs, {args.events:,} events"
-        measure(name, data, args.repeat)
-        nightly(data, args.repeat)
-        commands(args.repeat)
+        result = measure(name, data, args.repeat)
+        night = nightly(data, args.repeat)
+        write_results([result], night, commands(args.repeat))
         return
     sets = [("the real sample", SAMPLE, 0, 0)]
     for songs, events in ((15_000, 8_000), (50_000, 1_000_000), (100_000, 10_000_000)):
@@ -282,8 +342,8 @@ def main() -> None:
         ensure_data(folder, songs, events)
         sets.append((f"{songs:,} songs, {events:,} events", folder, songs, events))
     results = [measure(name, folder, args.repeat) for name, folder, _, _ in sets]
-    nightly(sets[2][1], args.repeat)  # a night of the 1M dataset
-    commands(args.repeat)
+    night = nightly(sets[2][1], args.repeat)  # a night of the 1M dataset
+    write_results(results, night, commands(args.repeat))
     print(
         "\n| workload | pipeline (whole process) | the pipeline's parse alone | hand-tuned DuckDB "
         "| plain DuckDB read_json | pipeline peak |"
