@@ -174,3 +174,10 @@ def test_readme_mentions_every_make_target() -> None:
     assert set(targets) >= {"run", "test", "bench", "docs", "report", "notebooks"}
     for target in targets:
         assert f"`{target}`" in readme or f"make {target}" in readme, f"make {target} is not in README.md"
+
+
+def test_every_configurable_target_is_a_registered_destination() -> None:
+    from pipeline.config import TARGETS
+    from pipeline.load import DESTINATIONS
+
+    assert set(TARGETS) == set(DESTINATIONS)

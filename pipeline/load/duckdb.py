@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from ..config import DuckDBConfig
+from ..config import Config, DuckDBConfig
 from ..errors import WarehouseBusy
 from ..schema import Table
 from ..sql import DUCKDB, literal, quote
@@ -194,3 +194,10 @@ class DuckDBDestination(Destination):
         relation.query(
             "frame_in_place", f'CREATE OR REPLACE TEMPORARY TABLE {quote(temp_name)} AS SELECT * FROM "frame_in_place"'
         )
+
+
+def from_config(config: Config) -> DuckDBDestination:
+    """The embedded warehouse the configuration names (the registry's factory, ``load.DESTINATIONS``)."""
+    return DuckDBDestination(
+        config.warehouse.duckdb.path, config.warehouse.schema_name, config.warehouse.duckdb.memory_limit
+    )

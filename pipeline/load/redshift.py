@@ -159,3 +159,8 @@ class RedshiftDestination(Destination):
             files.append(f"{folder}/part-00000.parquet")
             write_part(table, frame, files[0], aws.session(self.config))
         self.stage_into(session, StagedTable(table, files, len(frame), prefix=folder + "/"), temp_name)
+
+
+def from_config(config: Config) -> RedshiftDestination:
+    """The Redshift cluster the configuration names (the registry's factory, ``load.DESTINATIONS``)."""
+    return RedshiftDestination(config)
