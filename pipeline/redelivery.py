@@ -40,11 +40,12 @@ def held_by_size(
     held: list[Held] = []
     for f in files:
         entry = ledger.get(f.url)
-        large = entry is not None and f.weight > batch_bytes and f.url not in guard.accepted
-        if large and entry is not None and guard.shrinks_too_much(entry[1], f.size):
+        if entry is None or f.weight <= batch_bytes or f.url in guard.accepted:
+            keep.append(f)
+        elif guard.shrinks_too_much(entry[1], f.size):
             held.append(Held(f.url, f.size, entry[1], unit="bytes"))
-            continue
-        keep.append(f)
+        else:
+            keep.append(f)
     return keep, held
 
 
@@ -66,19 +67,20 @@ class ShrinkGuard:
 
     def hold(self, x: Extracted) -> tuple[Extracted, list[Held]]:
         """``x`` without the rows and rejects of its held files (marked in ``held``), and what was held."""
-        if not self.stored:
+        weighed = [
+            i
+            for i in sorted(x.whole - x.unread - x.vanished)
+            if x.files[i].url in self.stored and x.files[i].url not in self.accepted
+        ]
+        if not weighed:  # nearly every batch: no re-delivered file in it
             return x, []
-        counts = np.bincount(x.frame[FILE_COL].to_numpy(), minlength=len(x.files)) if len(x.frame) else None
+        counts = np.bincount(x.frame[FILE_COL].to_numpy(), minlength=len(x.files))
         held: list[Held] = []
         indexes: set[int] = set()
-        for i in sorted(x.whole - x.unread - x.vanished):
-            f = x.files[i]
-            stored = self.stored.get(f.url)
-            if stored is None or f.url in self.accepted:
-                continue
-            records = int(counts[i]) if counts is not None else 0
-            if self.shrinks_too_much(stored, records):
-                held.append(Held(f.url, records, stored))
+        for i in weighed:
+            url = x.files[i].url
+            if self.shrinks_too_much(self.stored[url], int(counts[i])):
+                held.append(Held(url, int(counts[i]), self.stored[url]))
                 indexes.add(i)
         if not indexes:
             return x, []

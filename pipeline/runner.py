@@ -84,6 +84,8 @@ class _Listed:
     song_gone: list[str]
     song_guard: ShrinkGuard | None
     stored_songs: pd.DataFrame
+    # Files of this run loaded before: only they can replace stored records.
+    redelivered: set[str]
 
 
 class _Run:
@@ -163,10 +165,11 @@ class _Run:
         s.files_held += [asdict(h) for h in held]
         # A loaded file that cannot be read now keeps what it had: its rejection loses nothing, so it weighs
         # nothing (it is still reported, kept in the rejects file, and read again by the next run).
-        kept = [r for r in rejects if r.line is None and r.file in unread and r.file in self.ledger]
-        losing = [r for r in rejects if r not in kept]
+        loaded = {u for u in unread if u in self.ledger}
+        losing = [r for r in rejects if not (r.line is None and r.file in loaded)]
+        kept_bytes = sum(r.size for r in rejects) - sum(r.size for r in losing)
         self.weights.setdefault(source, RejectWeights()).add(
-            records - len(kept), bytes_read - sum(r.size for r in kept), losing
+            records - (len(rejects) - len(losing)), bytes_read - kept_bytes, losing
         )
         for url in vanished:
             log.warning("%s: %s is gone since it was listed; left as it was", source, url)
@@ -255,7 +258,9 @@ class _Run:
             except BaseException:
                 log_outcomes.close()
                 raise
-        return _Listed(log_files, log_gone, log_outcomes, song_fs, song_files, song_gone, song_guard, stored_songs)
+        return _Listed(
+            log_files, log_gone, log_outcomes, song_fs, song_files, song_gone, song_guard, stored_songs, redelivered
+        )
 
     def _batches(
         self, engine: Engine, stager: staging.Stager, listed: _Listed, lookup: Future[pd.DataFrame]
@@ -272,7 +277,7 @@ class _Run:
             # Records derived again in one go: about a batch's worth (a log event is 300-400 bytes of JSON).
             chunk_records=max(10_000, self.cfg.source.batch_bytes // 400),
             # Files loaded before and read again: only then can stored records be replaced.
-            redelivered=any(f.url in self.ledger for f in (*listed.song_files, *listed.log_files)) and not full,
+            redelivered=bool(listed.redelivered) and not full,
         )
         outcomes: Iterator[BatchOutcome] = listed.log_outcomes
         if full:

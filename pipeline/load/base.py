@@ -326,22 +326,24 @@ class Destination(ABC):
         """Refuse to load unless this run is still the one in progress: with its lock file removed (``rm -rf
         build/``), a second run may have started and marked this one abandoned; only the later one may load.
         Read in the load's own transaction, so the answer holds until its commit."""
-        p = self.dialect.param
-        rows = s.fetchall(f'SELECT "status" FROM {self._runs()} WHERE "run_id" = {p}', [run_id])
-        if not rows or rows[0][0] == "running":
-            return  # (no row: a load outside a recorded run, from a notebook or a test of the load alone)
-        if rows[0][0] == "succeeded":
+        status = self._status_of(s, run_id)
+        if status is None or status == "running":
+            return  # (none: a load outside a recorded run, from a notebook or a test of the load alone)
+        if status == "succeeded":
             raise RuntimeError(f"run {run_id}'s load has committed already (its acknowledgement was lost)")
         raise TakenOver(
             f"a later run started while this one ({run_id}) was running (was its lock file removed?) and marked "
-            f"it {rows[0][0]}: this run loads nothing, so two runs never both load"
+            f"it {status}: this run loads nothing, so two runs never both load"
         )
+
+    def _status_of(self, s: Session, run_id: str) -> str | None:
+        rows = s.fetchall(f'SELECT "status" FROM {self._runs()} WHERE "run_id" = {self.dialect.param}', [run_id])
+        return str(rows[0][0]) if rows else None
 
     def run_status(self, run_id: str) -> str | None:
         """The status the run history holds for ``run_id``, as committed."""
-        p = self.dialect.param
-        rows = self._select(f'SELECT "status" FROM {self._runs()} WHERE "run_id" = {p}', [run_id])
-        return str(rows[0][0]) if rows else None
+        with self.session() as s:
+            return self._status_of(s, run_id)
 
     def _merge(self, s: Session, ws: Workspace, staged: Staged, fixes: Fixes, result: LoadResult) -> None:
         d, schema, rel = self.dialect, self.schema, ws.relations
