@@ -1,4 +1,4 @@
-from .cli import console
+from pipeline.cli import console
 
 if __name__ == "__main__":
     console()

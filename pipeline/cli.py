@@ -17,9 +17,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from . import logs
-from .config import Config, ConfigError, check_window, describe_keys, is_url, load_config
-from .errors import (
+from pipeline.core.config import Config, ConfigError, check_window, describe_keys, is_url, load_config
+from pipeline.core.errors import (
     AlreadyRunning,
     CheckFailed,
     FetchError,
@@ -32,9 +31,10 @@ from .errors import (
     WarehouseBusy,
     WarehouseUnreachable,
 )
+from pipeline.ops import logs
 
 if TYPE_CHECKING:
-    from .load.base import Destination
+    from pipeline.load.base import Destination
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -68,9 +68,9 @@ def _date(value: str) -> date:
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     check_window(args.full_refresh, args.since, args.until)
-    from .ahead import list_ahead
-    from .lock import new_run_id, single_flight
-    from .signals import handled
+    from pipeline.extract.ahead import list_ahead
+    from pipeline.ops.lock import new_run_id, single_flight
+    from pipeline.ops.signals import handled
 
     run_id = new_run_id()
     # The lock first: a run that may not start (exit 75) must not leave a helper listing beside the one that runs.
@@ -78,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         listings = list_ahead(cfg)  # while the imports below take their half second
         try:
             with run_collector() as settle:
-                from .runner import RunOptions, run
+                from pipeline.run.runner import RunOptions, run
 
                 settle()
                 options = RunOptions(
@@ -134,7 +134,7 @@ def run_collector() -> Iterator[Callable[[], None]]:
 
 
 def cmd_create_schema(args: argparse.Namespace) -> int:
-    from .load import destination_for
+    from pipeline.load import destination_for
 
     dest = destination_for(_config(args))
     dest.create_schema()
@@ -143,7 +143,7 @@ def cmd_create_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_drop_schema(args: argparse.Namespace) -> int:
-    from .load import destination_for
+    from pipeline.load import destination_for
 
     dest = destination_for(_config(args))
     if not args.yes:
@@ -161,7 +161,7 @@ def cmd_drop_schema(args: argparse.Namespace) -> int:
 def _existing(args: argparse.Namespace) -> Destination:
     """The configured warehouse, read-only, for a command that only reads: one that is not there is an error
     naming where it looked (exit 2), never an empty warehouse created by the look."""
-    from .load import destination_for
+    from pipeline.load import destination_for
 
     dest = destination_for(_config(args))
     if not dest.exists():
@@ -183,7 +183,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import generate
+    from pipeline.demo.generate import generate
 
     out = Path(args.out)
     res = generate(
@@ -220,8 +220,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .analytics import Analytics
-    from .report import write
+    from pipeline.analytics.queries import Analytics
+    from pipeline.analytics.report import write
 
     dest = _existing(args)
     out = write(Analytics(dest), dest.describe(), Path(args.out))
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         return _interrupted(signal.SIGINT, exc)
     except Exception as exc:
-        from .signals import last_received
+        from pipeline.ops.signals import last_received
 
         if last_received() is not None:  # a query the signal interrupted reports it as its own error
             return _interrupted(last_received() or signal.SIGINT, exc)

@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 import yaml
 
-from pipeline.schema import TABLES
+from pipeline.core.schema import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 # SPEC.md's reference figures on the real sample.
@@ -148,8 +148,8 @@ def write_sources(root: Path, songs: list[dict[str, Any]], logs: dict[str, list[
 
 def run_here(config: Path, full_refresh: bool = False) -> Any:
     """One run in this process, through ``runner.run`` (what the CLI calls)."""
-    from pipeline.config import load_config
-    from pipeline.runner import RunOptions, run
+    from pipeline.core.config import load_config
+    from pipeline.run.runner import RunOptions, run
 
     return run(load_config(config), RunOptions(full_refresh=full_refresh))
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from pipeline import ahead
-from pipeline.ahead import Listings, list_ahead
-from pipeline.config import DEMO_ROOT, load_config
-from pipeline.discover import SourceError, discover
+from pipeline.core.config import DEMO_ROOT, load_config
+from pipeline.extract import ahead
+from pipeline.extract.ahead import Listings, list_ahead
+from pipeline.extract.discover import SourceError, discover
 
 from .helpers import cli, write_config
 
@@ -44,9 +44,9 @@ def test_both_listers_give_the_listing_and_the_error(how: str, sample_dir: Path,
 
 
 def test_a_helper_that_dies_leaves_the_listing_to_the_run(sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.discover
+    import pipeline.extract.discover
 
-    monkeypatch.setattr(pipeline.discover, "discover", lambda *a, **k: os._exit(3))  # the child dies listing
+    monkeypatch.setattr(pipeline.extract.discover, "discover", lambda *a, **k: os._exit(3))  # the child dies listing
     future: Future[Any] = Future()
     assert ahead._fork_lister({str(sample_dir / "song_data"): future}) is not None
     assert future.result(timeout=60) is None, "no error of the helper's own: the run lists itself"
@@ -81,11 +81,11 @@ def test_the_helper_keeps_no_copy_of_the_run_lock(
     import fcntl
     import time
 
-    import pipeline.discover
+    import pipeline.extract.discover
 
     lock = os.open(tmp_path / "run.lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    monkeypatch.setattr(pipeline.discover, "discover", _slow_discover)  # the helper is still listing below
+    monkeypatch.setattr(pipeline.extract.discover, "discover", _slow_discover)  # the helper is still listing below
     future: Future[Any] = Future()
     helper = ahead._fork_lister({str(sample_dir / "song_data"): future})
     assert helper is not None
@@ -108,13 +108,13 @@ def test_what_the_helper_does_not_read_is_said_by_the_run(
     shutil.copytree(sample_dir / "log_data", src)
     (src / "_SUCCESS").write_text("")
     future: Future[Any] = Future()
-    with caplog.at_level("WARNING", logger="pipeline.discover"):
+    with caplog.at_level("WARNING", logger="pipeline.extract.discover"):
         assert ahead._fork_lister({str(src): future}) is not None
         _, files = future.result(timeout=60)
     assert len(files) == 30
     # Said in this process (where the progress bar and the log handlers are), not by the helper.
     [said] = [r for r in caplog.records if "_SUCCESS" in r.getMessage()]
-    assert said.name == "pipeline.discover" and "a hidden or marker file" in said.getMessage()
+    assert said.name == "pipeline.extract.discover" and "a hidden or marker file" in said.getMessage()
 
 
 def test_a_listing_that_cannot_start_leaves_the_listing_to_the_run(
@@ -127,7 +127,7 @@ def test_a_listing_that_cannot_start_leaves_the_listing_to_the_run(
     forked: Future[Any] = Future()
     assert ahead._fork_lister({str(sample_dir / "song_data"): forked}) is not None
     assert forked.result(timeout=60) is None
-    monkeypatch.setitem(sys.modules, "pipeline.discover", None)
+    monkeypatch.setitem(sys.modules, "pipeline.extract.discover", None)
     threaded: Future[Any] = Future()
     ahead._list([(str(sample_dir / "song_data"), threaded)], {})
     assert threaded.result(timeout=1) is None

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.discover import SourceFile
-from pipeline.extract import extract_segments, read_batches
-from pipeline.reconcile import RunPartials
-from pipeline.sources import LOG_SOURCE
+from pipeline.extract._all import extract_segments, read_batches
+from pipeline.extract.discover import SourceFile
+from pipeline.extract.sources import LOG_SOURCE
+from pipeline.reconcile.reconciler import RunPartials
 
 from .conftest import event
 from .helpers import read_tables, run_here, run_json, write_config

@@ -8,10 +8,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.checks import CheckFailed, reconciliation_check
+from pipeline.checks.declared import CheckFailed, reconciliation_check
+from pipeline.core.schema import Column, Kind, Table
+from pipeline.core.sql import DUCKDB, REDSHIFT, quote
 from pipeline.load.duckdb import DuckDBDestination
-from pipeline.schema import Column, Kind, Table
-from pipeline.sql import DUCKDB, REDSHIFT, quote
 
 from .conftest import event, song
 from .helpers import cli, read_tables, run_here, run_json, write_config, write_sources

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import ConfigError, describe_keys, env_overrides, load_config
+from pipeline.core.config import ConfigError, describe_keys, env_overrides, load_config
 
 from .helpers import cli
 
@@ -76,7 +76,7 @@ def test_every_key_has_an_environment_variable() -> None:
 def test_log_redaction_hides_secret_values() -> None:
     import logging
 
-    from pipeline.logs import RedactSecrets
+    from pipeline.ops.logs import RedactSecrets
 
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "token=%s end", ("s3cr3t-value",), None)
     RedactSecrets(["s3cr3t-value"]).filter(record)
@@ -177,7 +177,7 @@ def test_readme_mentions_every_make_target() -> None:
 
 
 def test_every_configurable_target_is_a_registered_destination() -> None:
-    from pipeline.config import TARGETS
+    from pipeline.core.config import TARGETS
     from pipeline.load import DESTINATIONS
 
     assert set(TARGETS) == set(DESTINATIONS)

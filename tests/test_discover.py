@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.discover import SourceError, discover, is_data_file
+from pipeline.extract.discover import SourceError, discover, is_data_file
 
 
 def test_only_json_outside_hidden_folders(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.engine import prefetch
-from pipeline.faults import InjectedFault
+from pipeline.ops.faults import InjectedFault
+from pipeline.run.engine import prefetch
 
 from .helpers import no_thread_left, run_here, write_config
 

@@ -115,7 +115,7 @@ def test_an_s3_outage_longer_than_the_sdk_retries_is_absorbed_by_the_pipeline(
     assert outage.hits == OUTAGE
     assert proc.returncode == 0, proc.stderr
     assert re.search(
-        rf"WARNING pipeline.retry: {step} s3://sparkify-outage/log_data\S* .*failed \(transient", proc.stderr
+        rf"WARNING pipeline.ops.retry: {step} s3://sparkify-outage/log_data\S* .*failed \(transient", proc.stderr
     )
     tables = read_tables(tmp_path / "wh.duckdb")
     assert_same_tables(tables, clean)
@@ -147,7 +147,7 @@ def test_access_denied_is_not_retried_and_names_the_source(
         proxy.stop()
     assert proc.returncode == 5, proc.stderr
     assert message in proc.stderr
-    assert "pipeline.retry" not in proc.stderr, "a permanent fault is not retried"
+    assert "pipeline.ops.retry" not in proc.stderr, "a permanent fault is not retried"
     # Not weighed as bad input: nothing was loaded, nothing rejected.
     assert not (tmp_path / "wh.duckdb").exists() or read_tables(tmp_path / "wh.duckdb")["songplays"].empty
     assert not list((tmp_path / "rejects").glob("*")) if (tmp_path / "rejects").exists() else True
@@ -175,7 +175,7 @@ def test_a_fault_in_the_middle_of_a_large_file_resumes_at_the_byte_reached(
         proxy.stop()
     assert proc.returncode == 0, proc.stderr
     assert outage.hits == OUTAGE
-    assert re.search(r"WARNING pipeline.retry: reading \S+2018-11-15-events.json .*at byte [1-9]", proc.stderr)
+    assert re.search(r"WARNING pipeline.ops.retry: reading \S+2018-11-15-events.json .*at byte [1-9]", proc.stderr)
     summary = json.loads(proc.stdout)
     assert summary["records_read"]["log_data"] == 8056, "no line read twice or skipped"
     tables = read_tables(tmp_path / "wh.duckdb")
@@ -207,7 +207,7 @@ def test_a_staging_outage_on_s3_is_absorbed_by_the_pipeline(
         proxy.stop()
     assert outage.hits == OUTAGE
     assert proc.returncode == 0, proc.stderr
-    assert re.search(r"WARNING pipeline.retry: staging s3://sparkify-staging/\S+/songplays/", proc.stderr)
+    assert re.search(r"WARNING pipeline.ops.retry: staging s3://sparkify-staging/\S+/songplays/", proc.stderr)
     got = rs_tables(redshift, schema)
     for name in clean:
         pd.testing.assert_frame_equal(comparable(got[name]), comparable(clean[name]), obj=name)

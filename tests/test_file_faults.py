@@ -156,7 +156,7 @@ def test_a_redelivery_too_large_for_one_batch_is_weighed_by_its_size(sample_copy
 def test_files_gone_between_listing_and_reading_are_as_if_no_longer_listed(
     sample_copy: Path, tmp_path: Path, clean: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline import runner
+    from pipeline.run import runner
     from tests.helpers import run_here
 
     config = _loaded(tmp_path, sample_copy)

@@ -6,11 +6,11 @@ import hashlib
 import json
 from pathlib import Path
 
-from pipeline.discover import discover
-from pipeline.extract import extract
-from pipeline.generate import generate
-from pipeline.sources import LOG_SOURCE, SONG_SOURCE
-from pipeline.transform import build_star
+from pipeline.demo.generate import generate
+from pipeline.extract._all import extract
+from pipeline.extract.discover import discover
+from pipeline.extract.sources import LOG_SOURCE, SONG_SOURCE
+from pipeline.transform.batch import build_star
 
 
 def _digest(folder: Path) -> str:

@@ -57,7 +57,7 @@ def test_a_run_killed_right_after_its_commit_is_recorded_as_succeeded(sample_dir
 
 def test_a_signal_that_interrupts_a_warehouse_query_is_still_known_as_that_signal() -> None:
     """DuckDB turns the signal into ``RuntimeError: Query interrupted``; the run must still exit 130, not 1."""
-    from pipeline import signals
+    from pipeline.ops import signals
 
     con = duckdb.connect()
     with signals.handled():

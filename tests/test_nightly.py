@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import load_config
-from pipeline.runner import RunOptions, run
-from pipeline.schema import RECORDS
+from pipeline.core.config import load_config
+from pipeline.core.schema import RECORDS
+from pipeline.run.runner import RunOptions, run
 
 from . import scenarios, sql_oracle
 from .conftest import event

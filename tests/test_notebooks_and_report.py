@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from pipeline.analytics import (
+from pipeline.analytics.queries import (
     MATCH_REASONS,
     MATCHED,
     NO_TITLE,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import demo as demo_data
-from pipeline.config import load_config
+from pipeline.core.config import load_config
+from pipeline.demo import dataset as demo_data
 
 from .helpers import ROOT, cli, write_config
 

@@ -8,8 +8,8 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import transform as T
-from pipeline.reconcile import RunPartials
+from pipeline.reconcile.reconciler import RunPartials
+from pipeline.transform import batch, frames, levels, user_rows
 
 from .conftest import event, events_frame, song, songs_frame
 
@@ -44,7 +44,7 @@ def _frame(records: list[dict[str, Any]], per_file: int = 7) -> pd.DataFrame:
 @SETTINGS
 @given(events_st)
 def test_one_row_per_key_and_songplays_match_distinct_play_events(records: list[dict[str, Any]]) -> None:
-    star = T.build_star(SONGS, _frame(records))
+    star = batch.build_star(SONGS, _frame(records))
     for frame, key in (
         (star.users, "user_id"),
         (star.songplays, "songplay_id"),
@@ -68,7 +68,7 @@ def test_one_row_per_key_and_songplays_match_distinct_play_events(records: list[
 @SETTINGS
 @given(events_st)
 def test_user_level_is_the_level_of_the_latest_event(records: list[dict[str, Any]]) -> None:
-    users = T.users(_frame(records)).set_index("user_id")
+    users = user_rows.users(_frame(records)).set_index("user_id")
     for uid in {r["userId"] for r in records if r["userId"]}:
         mine = [r for r in records if r["userId"] == uid]
         latest = max(mine, key=lambda r: (r["ts"], r["sessionId"], r["itemInSession"]))
@@ -88,8 +88,8 @@ def test_order_and_duplicated_files_do_not_change_the_result(records: list[dict[
     unique = list({(r["userId"], r["sessionId"], r["itemInSession"]): r for r in records}.values())
     shuffled = unique[:]
     rnd.shuffle(shuffled)
-    a = T.build_star(SONGS, _frame(unique))
-    b = T.build_star(SONGS, _frame(shuffled + shuffled[: len(shuffled) // 2], per_file=3))
+    a = batch.build_star(SONGS, _frame(unique))
+    b = batch.build_star(SONGS, _frame(shuffled + shuffled[: len(shuffled) // 2], per_file=3))
     for name, frame in a.frames().items():
         key = frame.columns[0]
         left = frame.sort_values(key).reset_index(drop=True)
@@ -143,7 +143,9 @@ def test_parts_of_histories_combine_into_the_whole_whatever_they_interleave(
     parts' users rows and level points as a run does (``RunPartials``: one by one, all at once, or in groups of
     any size), fill the holes the overlaps leave from the events: the result is what the events give as a
     whole."""
-    events = T.dedupe_events(_frame([{k: v for k, v in r.items() if k != "part"} for r in records], per_file=50))
+    events = user_rows.dedupe_events(
+        _frame([{k: v for k, v in r.items() if k != "part"} for r in records], per_file=50)
+    )
     parts = [r["part"] for r in records]
     order = events.set_index(["userId", "sessionId", "itemInSession"]).index
     part_of = dict(zip(((r["userId"], r["sessionId"], r["itemInSession"]) for r in records), parts, strict=True))
@@ -151,15 +153,15 @@ def test_parts_of_histories_combine_into_the_whole_whatever_they_interleave(
     partials = _run_partials(fold_rows)
     for p in sorted(set(parts), reverse=True):
         chunk = events.loc[which == p]
-        partials.add(T.users_partial(chunk), T.level_points(chunk))
+        partials.add(user_rows.users_partial(chunk), levels.level_points(chunk))
     users, points, holes = partials.users, partials.level_points, partials.holes
-    windows = T.hole_windows(points, holes)
+    windows = levels.hole_windows(points, holes)
     open_points = points.loc[points["user_id"].isin(set(holes["user_id"]))].reset_index(drop=True)
-    filled = T.fill_holes(
-        open_points, [T.window_points(windows, _window_events(events, windows))] if len(windows) else []
+    filled = levels.fill_holes(
+        open_points, [levels.window_points(windows, _window_events(events, windows))] if len(windows) else []
     )
     closed = points.loc[~points["user_id"].isin(set(holes["user_id"]))]
-    got = T.user_levels(T.concat([closed, filled]))
-    want = T.user_levels(T.level_points(events))
+    got = levels.user_levels(frames.concat([closed, filled]))
+    want = levels.user_levels(levels.level_points(events))
     pd.testing.assert_frame_equal(got, want)
-    pd.testing.assert_frame_equal(T.finish_users(users), T.users(events))
+    pd.testing.assert_frame_equal(user_rows.finish_users(users), user_rows.users(events))

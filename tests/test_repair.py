@@ -11,8 +11,8 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.generate import as_the_logs_carry
-from pipeline.repair import TEXT_FIELDS, exact_inverse, repair_column, repair_events, repair_text
+from pipeline.demo.generate import as_the_logs_carry
+from pipeline.extract.repair import TEXT_FIELDS, exact_inverse, repair_column, repair_events, repair_text
 
 # Correct text in many scripts, and correct text that merely looks like mojibake (capital Ã and Â in real
 # words, curly quotes, full-width letters, ligatures: ftfy.fix_text would change the last three).

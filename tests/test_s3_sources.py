@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.config import load_config
-from pipeline.discover import discover
-from pipeline.extract import extract
-from pipeline.sources import LOG_SOURCE, SONG_SOURCE
+from pipeline.core.config import load_config
+from pipeline.extract._all import extract
+from pipeline.extract.discover import discover
+from pipeline.extract.sources import LOG_SOURCE, SONG_SOURCE
 
 from .services import S3Endpoint
 

@@ -12,13 +12,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import transform as T
-from pipeline.discover import discover
-from pipeline.engine import process_batch
-from pipeline.extract import extract
-from pipeline.schema import RUN_FILES, SONGPLAYS
-from pipeline.sources import LOG_SOURCE, SONG_SOURCE
-from pipeline.stage import Stager
+from pipeline.core.schema import RUN_FILES, SONGPLAYS
+from pipeline.extract._all import extract
+from pipeline.extract.discover import discover
+from pipeline.extract.sources import LOG_SOURCE, SONG_SOURCE
+from pipeline.load.stage import Stager
+from pipeline.run.engine import process_batch
+from pipeline.transform import batch, catalogue
 
 from .helpers import no_thread_left, run_here, write_config
 
@@ -86,7 +86,7 @@ def test_a_batch_hands_over_its_parts_only_once_the_previous_batchs_are_written(
     # At most one batch's tables wait to be written: the second batch raises the first one's failed write
     # before it stages anything of its own.
     songs = extract(SONG_SOURCE, *discover(str(sample_dir / "song_data")))
-    lookup = T.song_lookup(T.song_records(songs.frame, [f.url for f in songs.files]))
+    lookup = catalogue.song_lookup(batch.song_records(songs.frame, [f.url for f in songs.files]))
     fs, files = discover(str(sample_dir / "log_data"))
     first, second = (extract(LOG_SOURCE, fs, files[:1]), extract(LOG_SOURCE, fs, files[1:2]))
     begun: list[str] = []

@@ -9,8 +9,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import transform as T
-from pipeline.schema import ARTISTS, SONGPLAYS, SONGS, TIME, USERS
+from pipeline.core.schema import ARTISTS, SONGPLAYS, SONGS, TIME, USERS
+from pipeline.transform import batch, catalogue, levels, play_rows, user_rows
 
 from .conftest import event, events_frame, song, songs_frame
 
@@ -21,7 +21,7 @@ def test_latest_level_wins_whatever_the_file_order() -> None:
     later = event(userId="7", level="paid", ts=1541105830796 + DAY, sessionId=2)
     earlier = event(userId="7", level="free", ts=1541105830796, sessionId=1)
     # The later event comes first in the files: recency is by ts, not by position.
-    users = T.users(events_frame(later, earlier, per_file=1))
+    users = user_rows.users(events_frame(later, earlier, per_file=1))
     assert users["level"].tolist() == ["paid"]
     assert len(users) == 1
 
@@ -29,11 +29,11 @@ def test_latest_level_wins_whatever_the_file_order() -> None:
 def test_level_ties_on_ts_go_to_the_later_item() -> None:
     a = event(userId="7", level="free", itemInSession=3)
     b = event(userId="7", level="paid", itemInSession=4)
-    assert T.users(events_frame(b, a))["level"].tolist() == ["paid"]
+    assert user_rows.users(events_frame(b, a))["level"].tolist() == ["paid"]
 
 
 def test_users_come_from_any_page_not_only_nextsong() -> None:
-    users = T.users(events_frame(event(userId="9", page="Home", level="paid")))
+    users = user_rows.users(events_frame(event(userId="9", page="Home", level="paid")))
     assert users["user_id"].tolist() == ["9"]
 
 
@@ -43,25 +43,25 @@ def test_empty_user_id_is_excluded_from_users_and_songplays() -> None:
         event(userId="", auth="Logged Out", itemInSession=1),
         event(userId="3", itemInSession=2),
     )
-    assert T.users(ev)["user_id"].tolist() == ["3"]
-    plays = T.songplays(ev, T.song_lookup(songs_frame(song())))
+    assert user_rows.users(ev)["user_id"].tolist() == ["3"]
+    plays = play_rows.songplays(ev, catalogue.song_lookup(songs_frame(song())))
     assert plays["user_id"].tolist() == ["3"]
 
 
 def test_only_nextsong_events_are_songplays() -> None:
     ev = events_frame(event(page="Home", itemInSession=0), event(page="NextSong", itemInSession=1))
-    plays = T.songplays(ev, T.song_lookup(songs_frame(song())))
+    plays = play_rows.songplays(ev, catalogue.song_lookup(songs_frame(song())))
     assert plays["songplay_id"].tolist() == ["1:1:1"]
 
 
 def test_year_zero_becomes_null() -> None:
-    out = T.songs(songs_frame(song(song_id="SO1", year=0), song(song_id="SO2", year=1999)))
+    out = catalogue.songs(songs_frame(song(song_id="SO1", year=0), song(song_id="SO2", year=1999)))
     assert out.set_index("song_id")["year"].isna().to_dict() == {"SO1": True, "SO2": False}
     assert out.set_index("song_id").loc["SO2", "year"] == 1999
 
 
 def test_empty_artist_location_becomes_null() -> None:
-    out = T.artists(
+    out = catalogue.artists(
         songs_frame(
             song(artist_id="AR1", artist_location=""),
             song(artist_id="AR2", song_id="SO2", artist_location="Paris"),
@@ -74,7 +74,7 @@ def test_empty_artist_location_becomes_null() -> None:
 def test_artist_record_with_most_known_attributes_wins() -> None:
     bare = song(song_id="SO1", artist_id="AR1", artist_location="")
     full = song(song_id="SO2", artist_id="AR1", artist_location="Oslo", artist_latitude=59.9, artist_longitude=10.7)
-    out = T.artists(songs_frame(bare, full))
+    out = catalogue.artists(songs_frame(bare, full))
     assert len(out) == 1
     assert out.iloc[0].to_dict() == {
         "artist_id": "AR1",
@@ -93,7 +93,7 @@ def test_exact_song_matching_needs_title_artist_and_duration() -> None:
         event(itemInSession=2, song="hit", artist="Band", length=15.9676),  # case differs
         event(itemInSession=3, song="Hit", artist="BÃ\u0083Â¶nd", length=15.9676),  # mojibake artist
     )
-    plays = T.songplays(ev, T.song_lookup(songs)).set_index("songplay_id")
+    plays = play_rows.songplays(ev, catalogue.song_lookup(songs)).set_index("songplay_id")
     assert plays.loc["1:1:0", ["song_id", "artist_id"]].tolist() == ["SOX", "ARX"]
     assert plays.loc[["1:1:1", "1:1:2", "1:1:3"], "song_id"].isna().all()
 
@@ -105,7 +105,7 @@ def test_float_parsing_is_exact() -> None:
 
 def test_duplicate_catalogue_songs_never_double_count_a_play() -> None:
     songs = songs_frame(song(song_id="SOB"), song(song_id="SOA"))  # same title, artist, duration
-    plays = T.songplays(events_frame(event()), T.song_lookup(songs))
+    plays = play_rows.songplays(events_frame(event()), catalogue.song_lookup(songs))
     assert plays["song_id"].tolist() == ["SOA"]
 
 
@@ -135,12 +135,12 @@ def test_the_song_lookup_is_the_same_whatever_order_the_catalogue_is_read_in(
     ]
     shuffled = records[:]
     rnd.shuffle(shuffled)
-    lookup = T.song_lookup(songs_frame(*records))
-    pd.testing.assert_frame_equal(lookup, T.song_lookup(songs_frame(*shuffled)))
-    assert not lookup.duplicated(T.LOOKUP_KEY).any()
-    keys = list(zip(*(lookup[c].tolist() for c in T.LOOKUP_KEY), strict=True))
+    lookup = catalogue.song_lookup(songs_frame(*records))
+    pd.testing.assert_frame_equal(lookup, catalogue.song_lookup(songs_frame(*shuffled)))
+    assert not lookup.duplicated(catalogue.LOOKUP_KEY).any()
+    keys = list(zip(*(lookup[c].tolist() for c in catalogue.LOOKUP_KEY), strict=True))
     assert keys == sorted(keys)
-    chosen = T._chosen_songs(songs_frame(*records)).dropna(subset=["title", "artist_name", "duration"])
+    chosen = catalogue._chosen_songs(songs_frame(*records)).dropna(subset=["title", "artist_name", "duration"])
     smallest = chosen.groupby(["title", "artist_name", "duration"])["song_id"].min()
     assert sorted(zip(keys, lookup["song_id"], strict=True)) == sorted(smallest.items())
 
@@ -149,11 +149,11 @@ def test_time_parts_follow_iso_week_and_weekday() -> None:
     # 2018-11-04 is a Sunday (ISO weekday 7, ISO week 44); 2018-12-31 is a Monday in ISO week 1 of 2019.
     sunday = 1541336400796  # 2018-11-04T13:00:00.796Z
     new_year = 1546261200796  # 2018-12-31T13:00:00.796Z
-    plays = T.songplays(
+    plays = play_rows.songplays(
         events_frame(event(ts=sunday, itemInSession=0), event(ts=new_year, itemInSession=1)),
-        T.song_lookup(songs_frame(song())),
+        catalogue.song_lookup(songs_frame(song())),
     )
-    time = T.time(plays).set_index("start_time")
+    time = play_rows.time(plays).set_index("start_time")
     assert time.loc[pd.Timestamp("2018-11-04 13:00:00.796")].to_dict() == {
         "hour": 13,
         "day": 4,
@@ -173,30 +173,30 @@ def test_time_parts_follow_iso_week_and_weekday() -> None:
 
 
 def test_time_has_one_row_per_distinct_start_time() -> None:
-    plays = T.songplays(
+    plays = play_rows.songplays(
         events_frame(event(itemInSession=0), event(itemInSession=1, userId="2")),
-        T.song_lookup(songs_frame(song())),
+        catalogue.song_lookup(songs_frame(song())),
     )
-    assert len(plays) == 2 and len(T.time(plays)) == 1
+    assert len(plays) == 2 and len(play_rows.time(plays)) == 1
 
 
 def test_songplay_ids_are_the_natural_key_and_independent_of_order() -> None:
     a, b = event(userId="10", sessionId=5, itemInSession=3), event(userId="1", sessionId=5, itemInSession=4)
-    lookup = T.song_lookup(songs_frame(song()))
-    one = T.songplays(events_frame(a, b), lookup)
-    two = T.songplays(events_frame(b, a), lookup)
+    lookup = catalogue.song_lookup(songs_frame(song()))
+    one = play_rows.songplays(events_frame(a, b), lookup)
+    two = play_rows.songplays(events_frame(b, a), lookup)
     assert sorted(one["songplay_id"]) == sorted(two["songplay_id"]) == ["10:5:3", "1:5:4"]
 
 
 def test_the_same_event_in_two_files_is_one_songplay() -> None:
     e = event()
-    plays = T.songplays(events_frame(e, e, per_file=1), T.song_lookup(songs_frame(song())))
+    plays = play_rows.songplays(events_frame(e, e, per_file=1), catalogue.song_lookup(songs_frame(song())))
     assert len(plays) == 1
 
 
 def test_frames_have_exactly_the_schema_columns() -> None:
     songs = songs_frame(song())
-    star = T.build_star(songs, events_frame(event()))
+    star = batch.build_star(songs, events_frame(event()))
     for frame, table in (
         (star.users, USERS),
         (star.songs, SONGS),
@@ -210,7 +210,7 @@ def test_frames_have_exactly_the_schema_columns() -> None:
 def test_transforms_do_not_modify_their_inputs() -> None:
     ev = events_frame(event(), event(userId="", itemInSession=1))
     before = ev.copy()
-    T.build_star(songs_frame(song()), ev)
+    batch.build_star(songs_frame(song()), ev)
     pd.testing.assert_frame_equal(ev, before)
 
 
@@ -234,7 +234,7 @@ def test_events_are_ordered_by_user_time_session_and_item_like_a_four_key_sort(
     if huge_span:  # (user, ts) no longer fits one integer: the four-key sort itself
         ts = np.where(ts == -1, -(2**61), ts)
     expected = np.lexsort((item, session, ts, user))
-    got = T._by_user_then_time(user, ts, session, item)
+    got = levels._by_user_then_time(user, ts, session, item)
     key = np.stack([user, ts, session, item], axis=1)
     assert key[got].tolist() == key[expected].tolist()
     assert sorted(got.tolist()) == list(range(len(rows)))

@@ -11,8 +11,8 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..config import Config
-    from .base import Destination
+    from pipeline.core.config import Config
+    from pipeline.load.base import Destination
 
 # warehouse.target -> the module whose ``from_config`` builds it.
 DESTINATIONS: dict[str, str] = {

@@ -16,10 +16,9 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .. import faults
-from ..checks import CheckResult, integrity_checks, reconciliation_check, run_checks
-from ..errors import CheckFailed, SchemaMissing, SchemaOutdated, TakenOver
-from ..schema import (
+from pipeline.checks.declared import CheckResult, integrity_checks, reconciliation_check, run_checks
+from pipeline.core.errors import CheckFailed, SchemaMissing, SchemaOutdated, TakenOver
+from pipeline.core.schema import (
     ALL_TABLES,
     ARTISTS,
     FILE,
@@ -38,8 +37,9 @@ from ..schema import (
     Column,
     Table,
 )
-from ..sql import Dialect, quote, validate_identifier
-from ..staged import Staged, StagedTable
+from pipeline.core.sql import Dialect, quote, validate_identifier
+from pipeline.load.staged import Staged, StagedTable
+from pipeline.ops import faults
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from ..config import Config, DuckDBConfig
-from ..errors import WarehouseBusy
-from ..schema import Table
-from ..sql import DUCKDB, literal, quote
-from ..staged import StagedTable
-from .base import Destination, Session
+from pipeline.core.config import Config, DuckDBConfig
+from pipeline.core.errors import WarehouseBusy
+from pipeline.core.schema import Table
+from pipeline.core.sql import DUCKDB, literal, quote
+from pipeline.load.base import Destination, Session
+from pipeline.load.staged import StagedTable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -176,7 +176,7 @@ class DuckDBDestination(Destination):
         self, table: Table, rest: str, params: Sequence[Any] = (), columns: Sequence[str] | None = None
     ) -> pd.DataFrame:
         # Through Arrow, typed as the parser types them: no Python strings made and converted after.
-        from ..extract import pandas_type
+        from pipeline.extract._all import pandas_type
 
         with self.session() as s:
             assert isinstance(s, _DuckSession)
@@ -188,7 +188,7 @@ class DuckDBDestination(Destination):
         # In-process: DuckDB reads the Arrow table where it lies, no file in between. Through a relation, not
         # ``register``: inside a transaction a registered table is kept alive until the transaction ends.
         assert isinstance(session, _DuckSession)
-        from ..stage import to_arrow
+        from pipeline.load.stage import to_arrow
 
         relation = session.con.from_arrow(to_arrow(frame, table))
         relation.query(

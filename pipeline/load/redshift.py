@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..errors import WarehouseUnreachable
-from ..schema import Table
-from ..sql import REDSHIFT, quote
-from ..staged import StagedTable
-from .base import Destination, Session
+from pipeline.core.errors import WarehouseUnreachable
+from pipeline.core.schema import Table
+from pipeline.core.sql import REDSHIFT, quote
+from pipeline.load.base import Destination, Session
+from pipeline.load.staged import StagedTable
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from pipeline.core.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class RedshiftDestination(Destination):
         import awswrangler as wr
         import redshift_connector
 
-        from .. import aws
+        from pipeline.ops import aws
 
         try:
             if self.rs.secret_id or self.rs.glue_connection:
@@ -129,7 +129,7 @@ class RedshiftDestination(Destination):
     def stage_into(self, session: Session, staged: StagedTable, temp_name: str) -> None:
         import awswrangler as wr
 
-        from .. import aws
+        from pipeline.ops import aws
 
         assert isinstance(session, _RedshiftSession)
         session.execute(f"DROP TABLE IF EXISTS {quote(temp_name)}")
@@ -150,8 +150,8 @@ class RedshiftDestination(Destination):
 
     def put_frame(self, session: Session, table: Table, frame: pd.DataFrame, temp_name: str, location: str) -> None:
         # COPY is the only bulk path into Redshift: the frame goes through S3 like the staged relations.
-        from .. import aws
-        from ..stage import write_part
+        from pipeline.load.stage import write_part
+        from pipeline.ops import aws
 
         folder = f"{location}/_reconciled/{temp_name}"
         files = []

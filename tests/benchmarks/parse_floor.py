@@ -28,10 +28,10 @@ def main() -> NoReturn:
     process_defaults()
     with run_collector() as settle:
         # After the process settings, as in a run: pyarrow's allocator is chosen when it is first imported.
-        from pipeline import memory
-        from pipeline.config import load_config
-        from pipeline.discover import discover
-        from pipeline.engine import LocalEngine
+        from pipeline.core.config import load_config
+        from pipeline.extract.discover import discover
+        from pipeline.ops import memory
+        from pipeline.run.engine import LocalEngine
 
         settle()
         cfg = load_config("config.yaml")

@@ -111,7 +111,7 @@ def test_another_process_can_open_the_warehouse_while_a_run_transforms(
     import subprocess
     import sys
 
-    from pipeline import reconcile
+    from pipeline.reconcile.reconciler import reconciler as reconcile
 
     config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
     run_here(config)
@@ -138,7 +138,7 @@ def test_another_process_can_open_the_warehouse_while_a_run_transforms(
 
 def test_a_night_reads_every_kept_song_record_without_its_file_and_line(tmp_path: Path) -> None:
     """What a night that reads no song file derives the lookup from: every kept record's values, in no order."""
-    from pipeline.schema import SONG_RECORDS
+    from pipeline.core.schema import SONG_RECORDS
 
     src = tmp_path / "src"
     # Two records of one song that disagree, and a song without a year.

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipeline.schema import TABLES
+from pipeline.core.schema import TABLES
 
 from .. import scenarios
 from ..conftest import event
@@ -319,8 +319,8 @@ def test_the_analysts_queries_answer_alike_on_both_warehouses(
     sample_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from pipeline.analytics import Analytics
-    from pipeline.config import load_config
+    from pipeline.analytics.queries import Analytics
+    from pipeline.core.config import load_config
     from pipeline.load import destination_for
 
     schema = new_schema()
@@ -358,7 +358,7 @@ def test_a_text_literal_reads_back_exactly_on_both_warehouses(
     tmp_path: Path, s3: S3Endpoint, redshift: Redshift, sample_in_s3: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Analysts' questions quote a song title into SQL; Redshift reads a backslash there as an escape.
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
     from pipeline.load import destination_for
 
     config, env = rs_config(tmp_path, s3, redshift, sample_in_s3, new_schema())

@@ -1,0 +1,15 @@
+"""The engine factory, apart from the engine base: the local engine never imports the Ray one, and the Ray
+module (which builds on the base) is imported only when configured."""
+
+from __future__ import annotations
+
+from pipeline.core.config import Config
+from pipeline.run.engine import Engine, LocalEngine
+
+
+def engine_for(cfg: Config) -> Engine:
+    if cfg.engine == "ray":
+        from pipeline.run.distributed import RayEngine
+
+        return RayEngine(cfg)
+    return LocalEngine(cfg)
