@@ -12,8 +12,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pipeline.extract._all import Extracted, extract
 from pipeline.extract.discover import SourceFile
+from pipeline.extract.reader import extract
+from pipeline.extract.records import Extracted
 from pipeline.extract.sources import LOG_SOURCE, SONG_SOURCE, SourceSpec
 
 from .services import aws_env, redshift, s3  # noqa: F401  (fixtures)

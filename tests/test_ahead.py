@@ -21,12 +21,14 @@ from .helpers import cli, write_config
 def test_a_listing_made_ahead_is_the_listing_and_is_used_once(sample_dir: Path) -> None:
     url = str(sample_dir / "log_data")
     listings = Listings([url], {})
-    first = listings.first_attempt(url)
+    assert listings.first_attempt(url, ".csv") is None, "listed as JSON files: a source of another format lists itself"
+    listings = Listings([url], {})
+    first = listings.first_attempt(url, ".json")
     assert first is not None
     _, files = first()
     assert files == discover(url)[1] and len(files) == 30
-    assert listings.first_attempt(url) is None, "taken once: a retry lists again"
-    assert listings.first_attempt(str(sample_dir / "song_data")) is None
+    assert listings.first_attempt(url, ".json") is None, "taken once: a retry lists again"
+    assert listings.first_attempt(str(sample_dir / "song_data"), ".json") is None
 
 
 @pytest.mark.parametrize("how", ["forked process", "thread"])
@@ -65,7 +67,7 @@ def test_the_demo_folders_are_not_listed_before_the_demo_is_generated(tmp_path: 
     assert list_ahead(load_config(demo)) is None
     elsewhere = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
     listings = list_ahead(load_config(elsewhere))
-    assert listings is not None and listings.first_attempt(str(sample_dir / "song_data")) is not None
+    assert listings is not None and listings.first_attempt(str(sample_dir / "song_data"), ".json") is not None
 
 
 def _slow_discover(*args: Any, **kwargs: Any) -> Any:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.extract._all import extract_segments, read_batches
 from pipeline.extract.discover import SourceFile
+from pipeline.extract.fetch import read_batches
+from pipeline.extract.reader import extract_segments
 from pipeline.extract.sources import LOG_SOURCE
 from pipeline.reconcile.reconciler import RunPartials
 

@@ -153,7 +153,7 @@ def test_a_local_file_is_read_whole_whatever_size_the_listing_saw(
 ) -> None:
     import os
 
-    from pipeline.extract import _all as extract
+    from pipeline.extract import fetch as extract
 
     body = b"".join(b'{"n": %d}\n' % i for i in range(100_000))
     path = tmp_path / "day.json"
@@ -169,7 +169,7 @@ def test_a_local_file_is_read_whole_whatever_size_the_listing_saw(
 
 @pytest.mark.parametrize("at", [(8 << 20) - 1, 8 << 20, (8 << 20) + 1])
 def test_lines_are_counted_across_the_slices_of_a_large_batch(at: int) -> None:
-    from pipeline.extract._all import _count_lines
+    from pipeline.extract.json_lines import _count_lines
 
     data = bytearray(b"x" * ((16 << 20) + 3))
     for i in (0, at, len(data) - 2):

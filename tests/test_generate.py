@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from pipeline.demo.generate import generate
-from pipeline.extract._all import extract
 from pipeline.extract.discover import discover
+from pipeline.extract.reader import extract
 from pipeline.extract.sources import LOG_SOURCE, SONG_SOURCE
 from pipeline.transform.batch import build_star
 

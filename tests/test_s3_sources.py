@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.core.config import load_config
-from pipeline.extract._all import extract
 from pipeline.extract.discover import discover
+from pipeline.extract.reader import extract
 from pipeline.extract.sources import LOG_SOURCE, SONG_SOURCE
 
 from .services import S3Endpoint

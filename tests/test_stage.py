@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.core.schema import RUN_FILES, SONGPLAYS
-from pipeline.extract._all import extract
 from pipeline.extract.discover import discover
+from pipeline.extract.reader import extract
 from pipeline.extract.sources import LOG_SOURCE, SONG_SOURCE
 from pipeline.load.stage import Stager
 from pipeline.run.engine import process_batch

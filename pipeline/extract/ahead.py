@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.core.config import DEMO_ROOT, Config, is_url
+from pipeline.extract.formats import DEFAULT_FORMAT, suffix_of
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -40,6 +41,9 @@ class Listings:
     """Listings of source URLs, begun at once in the background."""
 
     def __init__(self, urls: list[str], storage_options: dict[str, Any]):
+        # Listed before the run knows its sources' formats (that needs the parser's imports): listed as the
+        # default format's files, and used only by a source of that format.
+        self.suffix = suffix_of(DEFAULT_FORMAT)
         self._pending: dict[str, Future[Listing | None]] = {u: Future() for u in urls}
         self._helper: _Helper | None = None
         local = [u for u in urls if not is_url(u)]
@@ -52,13 +56,13 @@ class Listings:
             jobs = [(u, self._pending[u]) for u in threaded]
             threading.Thread(target=_list, args=(jobs, storage_options), name="list-ahead", daemon=True).start()
 
-    def first_attempt(self, url: str) -> Callable[[], Listing | None] | None:
+    def first_attempt(self, url: str, suffix: str) -> Callable[[], Listing | None] | None:
         """The listing of ``url`` made ahead, as the first attempt of the run's own listing: it returns the
         listing, or raises the error listing met, which the run's retries then treat like any first failure
         (a transient fault is retried and logged as before). It returns None where the helper itself failed
         (killed, out of processes): the run then lists at once. None if ``url`` was not listed ahead."""
         future = self._pending.pop(url, None)
-        return None if future is None else future.result
+        return None if future is None or suffix != self.suffix else future.result
 
     def close(self) -> None:
         """Stop a helper still listing (the run ended before it needed the listing)."""

@@ -16,6 +16,7 @@ from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
 from pipeline.core.errors import SourceError
+from pipeline.extract.formats import DEFAULT_FORMAT, suffix_of
 
 __all__ = ["SourceError", "SourceFile", "compression", "discover", "is_data_file", "open_fs", "why_not_data"]
 
@@ -45,6 +46,10 @@ class SourceFile(NamedTuple):
 EXPANSION = 10
 
 
+# What a listing without a format looks for (the notebooks, the lister that starts before the run knows its sources).
+DEFAULT_SUFFIX = suffix_of(DEFAULT_FORMAT)
+
+
 def compression(path: str) -> str | None:
     """The compression fsspec infers from a file's name (``.json.gz`` -> gzip), if any."""
     if path.endswith(".json"):  # nearly every file, without fsspec's slower lookup
@@ -68,7 +73,7 @@ def open_fs(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Ab
     return fs, path
 
 
-def _scan_local(root: str, skipped: list[tuple[str, str]]) -> list[tuple[str, int, str]]:
+def _scan_local(root: str, skipped: list[tuple[str, str]], suffix: str) -> list[tuple[str, int, str]]:
     """Every file under a local folder as (path, size, modification time), with os.scandir (several times faster
     than ``fs.find(detail=True)``), and a tuple rather than a dict per file.
 
@@ -91,7 +96,7 @@ def _scan_local(root: str, skipped: list[tuple[str, str]]) -> list[tuple[str, in
             try:
                 if e.is_dir(follow_symlinks=True):
                     stack.append(e.path)
-                    if "." in e.name and is_data_file(e.name):
+                    if "." in e.name and is_data_file(e.name, suffix):
                         skipped.append((e.path, "a folder named like a data file; what it holds is read as usual"))
                 elif e.is_file(follow_symlinks=True):
                     st = e.stat()
@@ -119,11 +124,11 @@ def _remote_files(fs: AbstractFileSystem, root: str) -> list[tuple[str, int, str
     return out
 
 
-def why_not_data(relative: str) -> str | None:
-    """None for a data file: ``*.json`` (or compressed, ``*.json.gz`` and what else fsspec infers from a name)
-    outside hidden folders (``.ipynb_checkpoints/``, ``_temporary/``); otherwise why it is not read."""
+def why_not_data(relative: str, suffix: str = DEFAULT_SUFFIX) -> str | None:
+    """None for a data file: named ``*<suffix>`` (or compressed, ``*.json.gz`` and what else fsspec infers from
+    a name) outside hidden folders (``.ipynb_checkpoints/``, ``_temporary/``); otherwise why it is not read."""
     if (
-        relative.endswith(".json")
+        relative.endswith(suffix)
         and not relative.startswith((".", "_"))
         and "/." not in relative
         and "/_" not in relative
@@ -137,13 +142,13 @@ def why_not_data(relative: str) -> str | None:
     if name.startswith((".", "_")):
         return "a hidden or marker file"
     base = name[: name.rindex(".")] if compression(name) else name
-    if base.endswith(".json"):
+    if base.endswith(suffix):
         return None
-    return "not *.json (nor compressed *.json)"
+    return f"not *{suffix} (nor compressed *{suffix})"
 
 
-def is_data_file(relative: str) -> bool:
-    return why_not_data(relative) is None
+def is_data_file(relative: str, suffix: str = DEFAULT_SUFFIX) -> bool:
+    return why_not_data(relative, suffix) is None
 
 
 def _protocol(fs: AbstractFileSystem) -> str:
@@ -151,15 +156,18 @@ def _protocol(fs: AbstractFileSystem) -> str:
     return "" if proto in ("file", "local") else f"{proto}://"
 
 
-def discover(url: str, storage_options: dict[str, Any] | None = None) -> tuple[AbstractFileSystem, list[SourceFile]]:
-    """List every data file under ``url``, sorted by path so runs are deterministic."""
+def discover(
+    url: str, storage_options: dict[str, Any] | None = None, suffix: str = DEFAULT_SUFFIX
+) -> tuple[AbstractFileSystem, list[SourceFile]]:
+    """List every data file (named ``*<suffix>``, see ``formats``) under ``url``, sorted by path so runs are
+    deterministic."""
     fs, root = open_fs(url, storage_options)
     root = root.rstrip("/")
     skipped: list[tuple[str, str]] = []
     try:
         if not fs.isdir(root):
             raise SourceError(f"{url}: not found or not a folder")
-        listing = _scan_local(root, skipped) if isinstance(fs, LocalFileSystem) else _remote_files(fs, root)
+        listing = _scan_local(root, skipped, suffix) if isinstance(fs, LocalFileSystem) else _remote_files(fs, root)
     except SourceError:
         raise
     except (FileNotFoundError, PermissionError, OSError) as exc:
@@ -168,7 +176,7 @@ def discover(url: str, storage_options: dict[str, Any] | None = None) -> tuple[A
     start = len(root)
     files: list[SourceFile] = []
     for path, size, version in listing:
-        reason = why_not_data(path[start:].lstrip("/"))
+        reason = why_not_data(path[start:].lstrip("/"), suffix)
         if reason is not None:
             skipped.append((path, reason))
             continue

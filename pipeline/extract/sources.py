@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from pipeline.core.schema import EVENT_RECORDS, SONG_RECORDS, Table
+from pipeline.extract.formats import DEFAULT_FORMAT
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class SourceSpec:
     columns: dict[str, str]
     # Epoch-millisecond field that must fall in a plausible range, if any.
     epoch_ms_field: str | None = None
+    # The files' format: a name in ``formats.FORMATS``.
+    format: str = DEFAULT_FORMAT
 
     def __post_init__(self) -> None:
         kept = set(self.records.column_names)

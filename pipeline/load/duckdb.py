@@ -176,7 +176,7 @@ class DuckDBDestination(Destination):
         self, table: Table, rest: str, params: Sequence[Any] = (), columns: Sequence[str] | None = None
     ) -> pd.DataFrame:
         # Through Arrow, typed as the parser types them: no Python strings made and converted after.
-        from pipeline.extract._all import pandas_type
+        from pipeline.extract.records import pandas_type
 
         with self.session() as s:
             assert isinstance(s, _DuckSession)

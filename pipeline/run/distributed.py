@@ -25,8 +25,10 @@ from typing import Any
 import pandas as pd
 
 from pipeline.core.config import Config
-from pipeline.extract._all import FILE_COL, Extracted, extract, extract_segments, read_batches
 from pipeline.extract.discover import SourceFile, open_fs
+from pipeline.extract.fetch import read_batches
+from pipeline.extract.reader import extract, extract_segments
+from pipeline.extract.records import FILE_COL, Extracted
 from pipeline.extract.sources import LOG_SOURCE, SONG_SOURCE
 from pipeline.load.stage import Stager
 from pipeline.ops.retry import with_retries

@@ -22,8 +22,10 @@ import pandas as pd
 
 from pipeline.core.config import Config
 from pipeline.core.schema import EVENT_RECORDS, SONGPLAYS, TIME
-from pipeline.extract._all import Extracted, Reject, extract, extract_segments, read_batches
 from pipeline.extract.discover import SourceFile
+from pipeline.extract.fetch import read_batches
+from pipeline.extract.reader import extract, extract_segments
+from pipeline.extract.records import Extracted, Reject
 from pipeline.extract.sources import LOG_SOURCE, SONG_SOURCE
 from pipeline.load.stage import Stager
 from pipeline.ops.progress import Progress

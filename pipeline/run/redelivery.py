@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pipeline.extract._all import FILE_COL, Extracted
 from pipeline.extract.discover import SourceFile
+from pipeline.extract.records import FILE_COL, Extracted
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from pipeline.core.config import is_url
-from pipeline.extract._all import Reject
+from pipeline.extract.records import Reject
 
 # Bytes of JSON per record where a run read no good record of a source to measure it by (about a log event).
 FALLBACK_RECORD_BYTES = 350

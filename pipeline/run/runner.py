@@ -26,9 +26,10 @@ from pipeline.core.config import Config, check_window
 from pipeline.core.errors import Interrupted, TooManyRejects
 from pipeline.core.schema import EVENT_RECORDS, LOADED_FILES, LOOKUP_CHANGES, RUN_FILES, SONG_RECORDS, Table
 from pipeline.demo.dataset import ensure_demo_data
-from pipeline.extract._all import Extracted, Reject
 from pipeline.extract.ahead import Listings
 from pipeline.extract.discover import SourceFile, discover
+from pipeline.extract.formats import suffix_of
+from pipeline.extract.records import Extracted, Reject
 from pipeline.extract.sources import LOG_SOURCE, SONG_SOURCE, SourceSpec
 from pipeline.load import destination_for
 from pipeline.load import stage as staging
@@ -120,7 +121,8 @@ class _Run:
         self, url: str, spec: SourceSpec, ledger: dict[str, tuple[str, int, str]]
     ) -> tuple[Any, list[SourceFile], list[str]]:
         """The source's files this run reads, and the loaded files of this source that it no longer lists."""
-        ahead = self.listings.first_attempt(url) if self.listings else None
+        suffix = suffix_of(spec.format)
+        ahead = self.listings.first_attempt(url, suffix) if self.listings else None
 
         def list_once() -> tuple[Any, list[SourceFile]]:
             nonlocal ahead
@@ -131,7 +133,7 @@ class _Run:
                     log.debug("%s: listed while the run started", spec.name)
                     return listed
                 log.debug("%s: not listed ahead after all: listing now", spec.name)
-            return discover(url, self.cfg.storage_options())
+            return discover(url, self.cfg.storage_options(), suffix)
 
         fs, files = self.retry(f"listing {url}", list_once)
         chosen, skipped = select_files(files, ledger, self.options, windowed=spec is LOG_SOURCE)

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.core.schema import Table
-from pipeline.extract._all import FILE_COL, LINE_COL
+from pipeline.extract.records import FILE_COL, LINE_COL
 from pipeline.extract.sources import SourceSpec
 
 NEXT_SONG = "NextSong"

@@ -24,8 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.core.config import load_config  # noqa: E402
 from pipeline.demo.generate import generate  # noqa: E402
-from pipeline.extract._all import extract, fetch  # noqa: E402
 from pipeline.extract.discover import discover  # noqa: E402
+from pipeline.extract.fetch import fetch  # noqa: E402
+from pipeline.extract.reader import extract  # noqa: E402
 from pipeline.extract.sources import SONG_SOURCE  # noqa: E402
 from tests.s3_faults import S3Faults  # noqa: E402
 from tests.services import FAKE_AWS, moto_s3  # noqa: E402
