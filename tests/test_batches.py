@@ -13,7 +13,7 @@ from pipeline.extract.discover import SourceFile
 from pipeline.extract.fetch import read_batches
 from pipeline.extract.reader import extract_segments
 from pipeline.extract.sources import LOG_SOURCE
-from pipeline.reconcile.reconciler import RunPartials
+from pipeline.reconcile.partials import RunPartials
 
 from .conftest import event
 from .helpers import read_tables, run_here, run_json, write_config

@@ -8,7 +8,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.checks.declared import CheckFailed, reconciliation_check
+from pipeline.checks.reconciliation import reconciliation_check
+from pipeline.core.errors import CheckFailed
 from pipeline.core.schema import Column, Kind, Table
 from pipeline.core.sql import DUCKDB, REDSHIFT, quote
 from pipeline.load.duckdb import DuckDBDestination

@@ -8,7 +8,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.reconcile.reconciler import RunPartials
+from pipeline.reconcile.partials import RunPartials
 from pipeline.transform import batch, frames, levels, user_rows
 
 from .conftest import event, events_frame, song, songs_frame
@@ -98,8 +98,9 @@ def test_order_and_duplicated_files_do_not_change_the_result(records: list[dict[
 
 
 def _window_events(events: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
-    """What the warehouse's window read returns (``sql.records_in_windows``), from the events themselves: each
-    window's events from ``from_ts`` to ``to_ts``, and those at the first millisecond after it, up to ``until_ts``."""
+    """What the warehouse's window read returns (``reconcile/queries.records_in_windows``), from the events
+    themselves: each window's events from ``from_ts`` to ``to_ts``, and those at the first millisecond after
+    it, up to ``until_ts``."""
     parts = []
     for w in windows.itertuples():
         mine = events.loc[events["userId"] == w.user_id]

@@ -1,0 +1,1 @@
+"""Data-quality checks, derived from the schema and run as SQL in the warehouse (``registry.CHECKS``)."""

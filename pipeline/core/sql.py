@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.core.schema import EVENT_KEYS, EVENT_RECORDS, SONGPLAYS, TIME, TYPES, Column, Kind, Table
+from pipeline.core.schema import SONGPLAYS, TIME, TYPES, Column, Kind, Table
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -32,11 +32,11 @@ def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _cols(names: list[str] | tuple[str, ...], prefix: str = "") -> str:
+def column_list(names: list[str] | tuple[str, ...], prefix: str = "") -> str:
     return ", ".join(f"{prefix}{quote(c)}" for c in names)
 
 
-def _match(left: str, right: str, keys: tuple[str, ...] | list[str]) -> str:
+def join_on(left: str, right: str, keys: tuple[str, ...] | list[str]) -> str:
     return " AND ".join(f"{left}.{quote(k)} = {right}.{quote(k)}" for k in keys)
 
 
@@ -83,7 +83,7 @@ class Dialect:
     def create_table(self, schema: str, table: Table) -> str:
         lines = [f"    {quote(c.name)} {self.type_name(c)}{'' if c.nullable else ' NOT NULL'}" for c in table.columns]
         if self.declare_primary_keys:
-            lines.append(f"    PRIMARY KEY ({_cols(table.primary_key)})")
+            lines.append(f"    PRIMARY KEY ({column_list(table.primary_key)})")
         if self.declare_foreign_keys:
             lines += [
                 f"    FOREIGN KEY ({quote(fk.column)}) REFERENCES "
@@ -96,7 +96,7 @@ class Dialect:
             if table.dist_key:
                 ddl += f"\nDISTKEY ({quote(table.dist_key)})"
             if table.sort_key:
-                ddl += f"\nSORTKEY ({_cols(table.sort_key)})"
+                ddl += f"\nSORTKEY ({column_list(table.sort_key)})"
         return ddl
 
     def create_temp_table(self, table: Table, name: str) -> str:
@@ -116,19 +116,19 @@ class Dialect:
     def delete_keys(self, schema: str, table: Table, keys: str) -> str:
         """Remove the rows of ``table`` whose replace key is in the relation ``keys`` (a quoted name)."""
         target = self.qualified(schema, table.name)
-        return f"DELETE FROM {target} USING {keys} WHERE {_match(target, keys, table.replace_key)}"
+        return f"DELETE FROM {target} USING {keys} WHERE {join_on(target, keys, table.replace_key)}"
 
     def insert(self, schema: str, table: Table, source: str, where: str = "") -> str:
-        cols = _cols(table.column_names)
+        cols = column_list(table.column_names)
         return f"INSERT INTO {self.qualified(schema, table.name)} ({cols}) SELECT {cols} FROM {source}{where}"
 
     def insert_missing(self, schema: str, table: Table, source: str) -> str:
         """Rows of ``source`` whose key the table does not hold yet, once each (rows of one key are equal)."""
         target = self.qualified(schema, table.name)
-        cols = _cols(table.column_names)
+        cols = column_list(table.column_names)
         return (
-            f"INSERT INTO {target} ({cols}) SELECT DISTINCT {_cols(table.column_names, 's.')} FROM {source} s "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {_match('t', 's', table.primary_key)})"
+            f"INSERT INTO {target} ({cols}) SELECT DISTINCT {column_list(table.column_names, 's.')} FROM {source} s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {join_on('t', 's', table.primary_key)})"
         )
 
     def delete_orphan_times(self, schema: str, candidates: str) -> str:
@@ -152,7 +152,7 @@ class Dialect:
         plays = self.qualified(schema, SONGPLAYS.name)
         return (
             f'UPDATE {plays} SET "song_id" = c."song_id", "artist_id" = c."artist_id" FROM {changes} c '
-            f"WHERE {_match(plays, 'c', ('song_title', 'artist_name', 'song_length'))}"
+            f"WHERE {join_on(plays, 'c', ('song_title', 'artist_name', 'song_length'))}"
         )
 
     # ------------------------------------------------------------------------------------------ reconciliation
@@ -160,80 +160,8 @@ class Dialect:
     def rows_for_keys(self, schema: str, table: Table, keys: str) -> str:
         """Every stored row of ``table`` whose replace key is in ``keys``."""
         t = self.qualified(schema, table.name)
-        on = _match("t", "k", table.replace_key)
-        return f"SELECT {_cols(table.column_names, 't.')} FROM {t} t JOIN {keys} k ON {on}"
-
-    def contested_events(self, schema: str, staged: str, run_files: str, redelivered: bool = True) -> str:
-        """Natural keys of events whose rows cannot simply be added: they must be derived from every record.
-
-        A key is contested when a record of it is being replaced (its file is reloaded), when a staged record
-        meets a stored one from another file, or when the run stages it more than once.
-        """
-        r = self.qualified(schema, EVENT_RECORDS.name)
-        key = EVENT_KEYS.primary_key
-        k = _cols(key)
-        files = f'(SELECT "file" FROM {run_files})'
-        return (
-            f'SELECT {_cols(key, "r.")} FROM {r} r WHERE r."user_id" <> \'\' AND r."file" IN {files} '
-            f"UNION SELECT {_cols(key, 's.')} FROM {staged} s JOIN {r} r ON {_match('r', 's', key)} "
-            f'WHERE s."user_id" <> \'\' AND r."file" NOT IN {files} '
-            f"UNION SELECT {k} FROM {staged} WHERE \"user_id\" <> '' GROUP BY {k} HAVING COUNT(*) > 1"
-        )
-
-    def records_in_windows(
-        self, schema: str, staged: str, run_files: str, windows: str, columns: list[str] | None = None
-    ) -> str:
-        """Every current record (stored ones not being replaced, and this run's) in each window of ``windows``
-        (``schema.REDERIVE``): from ``from_ts`` to ``to_ts``, and at the first millisecond after it (up to
-        ``until_ts``). The first millisecond is a grouped minimum: nothing is sorted.
-
-        The records are a common table expression read three times, which DuckDB and PostgreSQL compute once:
-        written out three times, the staged records were scanned three times."""
-        columns = columns or EVENT_RECORDS.column_names
-        cols = _cols(columns)
-        cur = self._current_records(schema, staged, run_files, windows, columns)
-        first_after = (
-            'SELECT "user_id", "from_ts", MIN("ts") AS "next_ts" FROM "cur" x WHERE "ts" > "to_ts" '
-            'GROUP BY "user_id", "from_ts"'
-        )
-        return (
-            f'WITH "cur" AS ({cur}) SELECT {cols} FROM "cur" c WHERE "ts" <= "to_ts" '
-            f'UNION ALL SELECT {_cols(columns, "c.")} FROM "cur" c JOIN ({first_after}) n '
-            'ON n."user_id" = c."user_id" AND n."from_ts" = c."from_ts" AND n."next_ts" = c."ts"'
-        )
-
-    def _current_records(
-        self, schema: str, staged: str, run_files: str, windows: str, columns: list[str] | None = None
-    ) -> str:
-        r = self.qualified(schema, EVENT_RECORDS.name)
-        cols = [c for c in columns or EVENT_RECORDS.column_names if c not in ("user_id", "ts")] + ["user_id", "ts"]
-        on = '{a}."user_id" = w."user_id" AND {a}."ts" BETWEEN w."from_ts" AND w."until_ts"'
-        extra = 'w."from_ts", w."to_ts"'
-        return (
-            f"SELECT {_cols(cols, 'r.')}, {extra} FROM {r} r JOIN {windows} w ON {on.format(a='r')} "
-            f'WHERE r."file" NOT IN (SELECT "file" FROM {run_files}) '
-            f"UNION ALL SELECT {_cols(cols, 's.')}, {extra} FROM {staged} s JOIN {windows} w ON {on.format(a='s')}"
-        )
-
-    def users_with_duplicates(self, schema: str, staged: str, run_files: str, users: str) -> str:
-        """Which of ``users`` have an event with more than one current record (settled on an earlier night, or
-        met tonight): their rows must come from every record, read and deduplicated whole."""
-        r = self.qualified(schema, EVENT_RECORDS.name)
-        key = EVENT_KEYS.primary_key
-        stored = (
-            f'SELECT {_cols(key, "r.")} FROM {r} r JOIN {users} u ON u."user_id" = r."user_id" '
-            f'WHERE r."file" NOT IN (SELECT "file" FROM {run_files})'
-        )
-        new = f'SELECT {_cols(key, "s.")} FROM {staged} s JOIN {users} u ON u."user_id" = s."user_id"'
-        return f'SELECT DISTINCT "user_id" FROM ({stored} UNION ALL {new}) x GROUP BY {_cols(key)} HAVING COUNT(*) > 1'
-
-    def record_counts(self, schema: str, staged: str, run_files: str, windows: str) -> str:
-        """About how many records ``records_in_windows`` gives each window: to read them in bounded chunks."""
-        current = self._current_records(schema, staged, run_files, windows, ["user_id", "ts"])
-        return (
-            f'SELECT "user_id", "from_ts", COUNT(*) AS n FROM ({current}) c WHERE "ts" <= "to_ts" '
-            'GROUP BY "user_id", "from_ts"'
-        )
+        on = join_on("t", "k", table.replace_key)
+        return f"SELECT {column_list(table.column_names, 't.')} FROM {t} t JOIN {keys} k ON {on}"
 
     def repeated_keys(self, table: Table, relation: str) -> str:
         """How many rows of ``relation`` (a quoted name) repeat a key an earlier row holds.
@@ -244,7 +172,7 @@ class Dialect:
         if len(table.primary_key) == 1:
             key = quote(table.primary_key[0])
             return f"SELECT COUNT({key}) - COUNT(DISTINCT {key}) FROM {relation}"
-        keys = _cols(table.primary_key)
+        keys = column_list(table.primary_key)
         known = " AND ".join(f"{quote(k)} IS NOT NULL" for k in table.primary_key)
         return (
             f"SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM {relation} WHERE {known} "

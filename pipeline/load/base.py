@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeline.checks.declared import CheckResult, integrity_checks, reconciliation_check, run_checks
+from pipeline.checks.base import CheckResult, Target, run_checks
+from pipeline.checks.registry import declared
 from pipeline.core.errors import CheckFailed, SchemaMissing, SchemaOutdated, TakenOver
 from pipeline.core.schema import (
     ALL_TABLES,
@@ -408,17 +409,7 @@ class Destination(ABC):
             result.rows_merged[LOADED_FILES.name] = rows[LOADED_FILES.name]
 
     def _check(self, s: Session, ws: Workspace) -> list[CheckResult]:
-        checks = integrity_checks(self.dialect, self.schema)
-        checks.append(
-            reconciliation_check(
-                self.dialect,
-                self.schema,
-                ws.relations.get(SONGPLAYS.name),
-                ws.relation("fix_songplays"),
-                ws.relation("fix_songplay_keys"),
-            )
-        )
-        return run_checks(checks, partial(one_row, s))
+        return run_checks(declared(Target(self.dialect, self.schema, ws.relations)), partial(one_row, s))
 
     # ------------------------------------------------------------------ ledger, stored state, run history
 
@@ -532,7 +523,7 @@ class Destination(ABC):
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
     def check(self) -> list[CheckResult]:
-        """The integrity checks alone, against what is committed."""
+        """The checks that need no run, against what is committed."""
         with self.session() as s:
             stored = self.stored_tables(s)
             missing = [t.name for t in TABLES if t.name.lower() not in stored]
@@ -542,7 +533,7 @@ class Destination(ABC):
                     "loaded there yet. Check warehouse.* in the config; `python -m pipeline run` creates and loads "
                     "them."
                 )
-            return run_checks(integrity_checks(self.dialect, self.schema), partial(one_row, s))
+            return run_checks(declared(Target(self.dialect, self.schema)), partial(one_row, s))
 
 
 def fit(column: Column, value: Any) -> Any:

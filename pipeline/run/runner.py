@@ -38,7 +38,8 @@ from pipeline.load.staged import Staged
 from pipeline.ops import aws, faults, logs, memory, signals
 from pipeline.ops.lock import new_run_id, single_flight
 from pipeline.ops.retry import with_retries
-from pipeline.reconcile.reconciler import RunPartials, reconciler
+from pipeline.reconcile.partials import RunPartials
+from pipeline.reconcile.reconciler import reconciler
 from pipeline.run import metrics
 from pipeline.run.engine import BatchOutcome, Engine, Outcomes, process_batch
 from pipeline.run.engines import engine_for

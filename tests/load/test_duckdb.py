@@ -111,7 +111,7 @@ def test_another_process_can_open_the_warehouse_while_a_run_transforms(
     import subprocess
     import sys
 
-    from pipeline.reconcile.reconciler import reconciler as reconcile
+    from pipeline.reconcile import partials as reconcile
 
     config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
     run_here(config)

@@ -1,0 +1,51 @@
+"""A check is one SQL count that must equal what is expected; all of a run's checks are read in one statement."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.core.sql import Dialect, quote
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where checks run: the warehouse schema, and during a load the run's work relations (name -> relation),
+    which checks of the run itself read. None when checking what is committed."""
+
+    dialect: Dialect
+    schema: str
+    relations: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    sql: str
+    # The query returns one integer; the check passes when it equals this.
+    expected: int
+    explain: str
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: Check
+    actual: int
+
+    @property
+    def ok(self) -> bool:
+        return self.actual == self.check.expected
+
+    def describe(self) -> str:
+        status = "ok" if self.ok else "FAILED"
+        return f"{status:6} {self.check.name}: {self.actual} (expected {self.check.expected}) - {self.check.explain}"
+
+
+def run_checks(checks: list[Check], row: Callable[[str], Sequence[Any]]) -> list[CheckResult]:
+    """Every check at once, as the columns of one statement: one round trip to Redshift instead of one per
+    check, and one plan in DuckDB instead of one per statement. ``row`` runs a query and returns its one row."""
+    if not checks:
+        return []
+    values = row("SELECT " + ", ".join(f"({c.sql}) AS {quote(f'check_{n}')}" for n, c in enumerate(checks)))
+    return [CheckResult(c, int(v)) for c, v in zip(checks, values, strict=True)]

@@ -1,0 +1,39 @@
+"""A run's own check: every play it wrote is in the warehouse. It reads the run's work relations, so it runs
+inside the load only (the audit of what is committed has no run to compare with)."""
+
+from __future__ import annotations
+
+from pipeline.checks.base import Check, Target
+from pipeline.core.schema import SONGPLAYS
+from pipeline.core.sql import Dialect
+
+
+def reconciliation_checks(target: Target) -> list[Check]:
+    if target.relations is None:
+        return []
+    rel = target.relations
+    return [
+        reconciliation_check(
+            target.dialect, target.schema, rel.get(SONGPLAYS.name), rel["fix_songplays"], rel["fix_songplay_keys"]
+        )
+    ]
+
+
+def reconciliation_check(dialect: Dialect, schema: str, staged: str | None, derived: str, contested: str) -> Check:
+    """Every play this run wrote is in the warehouse: the staged ones that were not contested, and those
+    derived again for contested events."""
+    t = dialect.qualified(schema, SONGPLAYS.name)
+    fresh = (
+        f'SELECT "songplay_id" FROM {staged} WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM {contested}) '
+        "UNION ALL "
+        if staged
+        else ""
+    )
+    # One anti-join, written as an outer join like the foreign keys' (cheaper than counting both sides of a UNION).
+    return Check(
+        "songplays.reconciles_with_events",
+        f'SELECT COUNT(*) FROM ({fresh}SELECT "songplay_id" FROM {derived}) e '
+        f'LEFT JOIN {t} s ON s."songplay_id" = e."songplay_id" WHERE s."songplay_id" IS NULL',
+        0,
+        "plays of this run's NextSong events (with a userId) missing from the warehouse",
+    )
