@@ -28,8 +28,8 @@ from pipeline.extract.discover import discover  # noqa: E402
 from pipeline.extract.fetch import fetch  # noqa: E402
 from pipeline.extract.reader import extract  # noqa: E402
 from pipeline.extract.sources import SONG_SOURCE  # noqa: E402
-from tests.s3_faults import S3Faults  # noqa: E402
-from tests.services import FAKE_AWS, moto_s3  # noqa: E402
+from tests.support.s3_faults import S3Faults  # noqa: E402
+from tests.support.services import FAKE_AWS, moto_s3  # noqa: E402
 
 
 def options(url: str, concurrency: int) -> dict:
