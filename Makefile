@@ -65,7 +65,7 @@ format: $(SYNCED) ## apply ruff's formatting and fixes
 	$(RUN) ruff format pipeline tests
 	$(RUN) ruff check --fix pipeline tests
 
-docs: $(SYNCED) ## regenerate the ER diagram in docs/schema.md from pipeline/schema.py
+docs: $(SYNCED) ## regenerate the ER diagram in docs/schema.md from pipeline/core/schema.py
 	$(RUN) python -m pipeline.docs
 
 report: $(RUNTIME) $(BYTECODE) ## write build/report.html (analytics with charts) for the current warehouse

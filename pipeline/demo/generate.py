@@ -193,14 +193,25 @@ def _weights(pairs: list[tuple[str, int]]) -> tuple[list[str], np.ndarray]:
     return names, w / w.sum()
 
 
-def generate(
-    out_songs: Path, out_logs: Path, songs: int, events: int, seed: int = 42, days: int = 30
-) -> GenerateResult:
-    """Write ``songs`` song files under ``out_songs`` and ``events`` events, one file a day, under ``out_logs``."""
-    rng = np.random.default_rng(seed)
-    written = 0
+@dataclass
+class _Catalogue:
+    """Songs and their artists; about 4 songs for every 3 artists, a few artists with many songs."""
 
-    # ---- songs and artists: about 4 songs for every 3 artists, a few artists with many songs.
+    artist_ids: list[str]
+    artist_names: list[str]
+    has_place: np.ndarray
+    places: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    song_artist: np.ndarray
+    song_ids: list[str]
+    track_ids: list[str]
+    titles: list[str]
+    durations: np.ndarray
+    years: np.ndarray
+
+
+def _catalogue(rng: np.random.Generator, accents: np.random.Generator, songs: int) -> _Catalogue:
     n_artists = max(1, (songs * 3) // 4)
     artist_ids = _ids(rng, "AR", n_artists)
     artist_names = [n for n in _title(rng, n_artists)]
@@ -215,32 +226,66 @@ def generate(
     titles = _title(rng, songs)
     durations = np.round(rng.uniform(60.0, 600.0, songs), 5)
     years = np.where(rng.random(songs) < 0.5, 0, rng.integers(1955, 2011, songs))
-    # A separate stream, so everything else is what the same seed always gave.
-    accents = np.random.default_rng([seed, 1])
     artist_names = _accent(artist_names, accents.random(n_artists) < _ACCENT_SHARE)
     titles = _accent(titles, accents.random(songs) < _ACCENT_SHARE)
-    for i in range(songs):
-        a = int(song_artist[i])
+    return _Catalogue(
+        artist_ids,
+        artist_names,
+        has_place,
+        places,
+        lat,
+        lon,
+        song_artist,
+        song_ids,
+        track_ids,
+        titles,
+        durations,
+        years,
+    )
+
+
+def _write_songs(out_songs: Path, c: _Catalogue) -> int:
+    """One file per song, in the real data's ``A/B/C/TR....json`` layout; returns the bytes written."""
+    written = 0
+    for i, tr in enumerate(c.track_ids):
+        a = int(c.song_artist[i])
         rec = {
             "num_songs": 1,
-            "artist_id": artist_ids[a],
-            "artist_latitude": float(lat[a]) if has_place[a] else None,
-            "artist_longitude": float(lon[a]) if has_place[a] else None,
-            "artist_location": _ARTIST_PLACES[places[a]] if has_place[a] else "",
-            "artist_name": artist_names[a],
-            "song_id": song_ids[i],
-            "title": titles[i],
-            "duration": float(durations[i]),
-            "year": int(years[i]),
+            "artist_id": c.artist_ids[a],
+            "artist_latitude": float(c.lat[a]) if c.has_place[a] else None,
+            "artist_longitude": float(c.lon[a]) if c.has_place[a] else None,
+            "artist_location": _ARTIST_PLACES[c.places[a]] if c.has_place[a] else "",
+            "artist_name": c.artist_names[a],
+            "song_id": c.song_ids[i],
+            "title": c.titles[i],
+            "duration": float(c.durations[i]),
+            "year": int(c.years[i]),
         }
-        tr = track_ids[i]
         folder = out_songs / tr[2] / tr[3] / tr[4]
         folder.mkdir(parents=True, exist_ok=True)
         data = orjson.dumps(rec)
         (folder / f"{tr}.json").write_bytes(data)
         written += len(data)
+    return written
 
-    # ---- users: fixed attributes, a starting level, and for some a change of level mid-period.
+
+@dataclass
+class _Users:
+    """Fixed attributes, a starting level, and for some a change of level mid-period."""
+
+    n: int
+    gender: np.ndarray
+    agent: np.ndarray
+    registration: np.ndarray
+    start_paid: np.ndarray
+    change_at: np.ndarray
+    weight: np.ndarray
+    first_names: list[str]
+    last_names: list[str]
+    cities: list[str]
+
+
+def _users(rng: np.random.Generator, accents: np.random.Generator, events: int, days: int) -> _Users:
     n_users = max(10, events // 100)
     first = rng.integers(0, len(_FIRST), n_users)
     last = rng.integers(0, len(_LAST), n_users)
@@ -251,106 +296,168 @@ def generate(
     start_paid = rng.random(n_users) < 0.3
     period_ms = days * 86_400_000
     change_at = np.where(rng.random(n_users) < 0.15, rng.integers(0, period_ms, n_users), np.iinfo(np.int64).max)
-    user_weight = rng.zipf(1.8, n_users).astype(float)
-    user_weight /= user_weight.sum()
-    accented_user = accents.random(n_users) < _ACCENT_SHARE
-    first_names = [
-        _FIRST[i].translate(_ACCENTED) if a else _FIRST[i] for i, a in zip(first, accented_user, strict=True)
-    ]
-    cities = [_CITIES[i].translate(_ACCENTED) if a else _CITIES[i] for i, a in zip(city, accented_user, strict=True)]
-    last_names = [_LAST[i].translate(_ACCENTED) if a else _LAST[i] for i, a in zip(last, accented_user, strict=True)]
+    weight = rng.zipf(1.8, n_users).astype(float)
+    weight /= weight.sum()
+    accented = accents.random(n_users) < _ACCENT_SHARE
 
-    # Songs that plays refer to: catalogue songs (exact match) and songs the catalogue does not have.
-    n_unknown = max(50, events // 20)
-    unk_titles = _title(rng, n_unknown)
-    unk_artists = _title(rng, n_unknown)
-    unk_len = np.round(rng.uniform(60.0, 600.0, n_unknown), 5)
-    unk_titles = _accent(unk_titles, accents.random(n_unknown) < _ACCENT_SHARE)
-    unk_artists = _accent(unk_artists, accents.random(n_unknown) < _ACCENT_SHARE)
+    def names(pool: list[str], picks: np.ndarray) -> list[str]:
+        return [pool[i].translate(_ACCENTED) if a else pool[i] for i, a in zip(picks, accented, strict=True)]
+
+    return _Users(
+        n_users,
+        gender,
+        agent,
+        registration,
+        start_paid,
+        change_at,
+        weight,
+        names(_FIRST, first),
+        names(_LAST, last),
+        names(_CITIES, city),
+    )
+
+
+@dataclass
+class _Unknown:
+    """Songs that plays refer to but the catalogue does not have."""
+
+    titles: list[str]
+    artists: list[str]
+    lengths: np.ndarray
+
+
+def _unknown(rng: np.random.Generator, accents: np.random.Generator, events: int) -> _Unknown:
+    n = max(50, events // 20)
+    titles, artists, lengths = _title(rng, n), _title(rng, n), np.round(rng.uniform(60.0, 600.0, n), 5)
+    return _Unknown(
+        _accent(titles, accents.random(n) < _ACCENT_SHARE), _accent(artists, accents.random(n) < _ACCENT_SHARE), lengths
+    )
+
+
+def _sessions(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Session lengths adding up to ``n``: geometric, about 20 events each."""
+    lengths: list[int] = []
+    total = 0
+    while total < n:
+        size = int(min(rng.geometric(1 / 20), n - total))
+        lengths.append(size)
+        total += size
+    return np.array(lengths)
+
+
+def _day(
+    rng: np.random.Generator,
+    day_start: datetime,
+    n: int,
+    first_session: int,
+    songs: int,
+    c: _Catalogue,
+    u: _Users,
+    unknown: _Unknown,
+) -> tuple[bytes, int]:
+    """One day's ``n`` events as the log file's bytes, in time order; returns them and the sessions used."""
+    sess_len = _sessions(rng, n)
+    n_sess = len(sess_len)
+    sess_user = rng.choice(u.n, size=n_sess, p=u.weight)
+    logged_out = rng.random(n_sess) < 0.03  # 3% of sessions are logged-out visits
+    sess_start = rng.integers(0, 86_400_000 - 3_600_000, n_sess)
+    sess_ids = np.arange(first_session, first_session + n_sess)
+    idx = np.repeat(np.arange(n_sess), sess_len)
+    item = np.arange(n) - np.repeat(np.cumsum(sess_len) - sess_len, sess_len)
+    gaps = rng.integers(150, 300, n) * 1000
+    gaps[item == 0] = 0
+    within = np.cumsum(gaps) - np.repeat((np.cumsum(gaps) - gaps)[np.cumsum(sess_len) - sess_len], sess_len)
+    # Every ts ends in 796 ms, as in the real logs.
+    ts = (int(day_start.timestamp() * 1000) + sess_start[idx] + within) // 1000 * 1000 + 796
+    out_event = logged_out[idx]
+    user = sess_user[idx]
+    rel = ts - int(_START.timestamp() * 1000)
+    paid = np.where(rel >= u.change_at[user], ~u.start_paid[user], u.start_paid[user])
+    is_play = (~out_event) & (rng.random(n) < 0.82)
     other_pages, other_w = _weights(_OTHER_PAGES)
     out_pages, out_w = _weights(_LOGGED_OUT_PAGES)
+    page_other = np.array(other_pages)[rng.choice(len(other_pages), n, p=other_w)]
+    page_out = np.array(out_pages)[rng.choice(len(out_pages), n, p=out_w)]
+    pick_catalogue = rng.random(n) < 0.1 if songs else np.zeros(n, bool)
+    cat_song = rng.integers(0, max(songs, 1), n)
+    unk_song = np.minimum(rng.zipf(1.3, n) - 1, len(unknown.titles) - 1)
+    lines = []
+    for j in np.argsort(ts, kind="stable"):
+        song: tuple[str, str, float] | None = None
+        if is_play[j]:
+            if pick_catalogue[j]:
+                s = int(cat_song[j])
+                song = c.titles[s], c.artist_names[int(c.song_artist[s])], float(c.durations[s])
+            else:
+                s = int(unk_song[j])
+                song = unknown.titles[s], unknown.artists[s], float(unknown.lengths[s])
+        out = bool(out_event[j])
+        page = "NextSong" if song else str(page_out[j] if out else page_other[j])
+        rec = _event(u, int(user[j]), out, song, page, bool(paid[j]), int(item[j]), int(sess_ids[idx[j]]), int(ts[j]))
+        lines.append(orjson.dumps(rec))
+    return b"\n".join(lines), n_sess  # no final newline, like the real files
 
+
+def _event(
+    u: _Users,
+    user: int,
+    out: bool,
+    song: tuple[str, str, float] | None,
+    page: str,
+    paid: bool,
+    item: int,
+    session: int,
+    ts: int,
+) -> dict[str, object]:
+    title, artist, length = song if song else (None, None, None)
+    return {
+        "artist": as_the_logs_carry(artist),
+        "auth": "Logged Out" if out else "Logged In",
+        "firstName": None if out else as_the_logs_carry(u.first_names[user]),
+        "gender": None if out else str(u.gender[user]),
+        "itemInSession": item,
+        "lastName": None if out else as_the_logs_carry(u.last_names[user]),
+        "length": length,
+        "level": "paid" if paid else "free",
+        "location": None if out else as_the_logs_carry(u.cities[user]),
+        "method": "PUT" if song or page in ("Login", "Logout") else "GET",
+        "page": page,
+        "registration": None if out else float(u.registration[user]),
+        "sessionId": session,
+        "song": as_the_logs_carry(title),
+        "status": 307 if page in ("Logout", "Login") else (404 if page == "Error" else 200),
+        "ts": ts,
+        "userAgent": None if out else _AGENTS[u.agent[user]],
+        "userId": "" if out else str(user + 1),
+    }
+
+
+def generate(
+    out_songs: Path, out_logs: Path, songs: int, events: int, seed: int = 42, days: int = 30
+) -> GenerateResult:
+    """Write ``songs`` song files under ``out_songs`` and ``events`` events, one file a day, under ``out_logs``.
+
+    The same seed always writes the same bytes: every draw comes from ``seed``'s stream in a fixed order, and the
+    accents from a stream of their own, so adding them changed nothing else."""
+    rng = np.random.default_rng(seed)
+    accents = np.random.default_rng([seed, 1])
+    catalogue = _catalogue(rng, accents, songs)
+    written = _write_songs(out_songs, catalogue)
+    users = _users(rng, accents, events, days)
+    unknown = _unknown(rng, accents, events)
     per_day = np.full(days, events // days)
     per_day[: events % days] += 1
-    session_id = 0
+    session = 0
     for day in range(days):
-        n = int(per_day[day])
         day_start = _START + timedelta(days=day)
         path = out_logs / f"{day_start:%Y}" / f"{day_start:%m}" / f"{day_start:%Y-%m-%d}-events.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        if n == 0:
-            path.write_bytes(b"")
-            continue
-        # Sessions of geometric length, about 20 events each; 3% are logged-out visits.
-        lengths: list[int] = []
-        total = 0
-        while total < n:
-            size = int(min(rng.geometric(1 / 20), n - total))
-            lengths.append(size)
-            total += size
-        n_sess = len(lengths)
-        sess_len = np.array(lengths)
-        sess_user = rng.choice(n_users, size=n_sess, p=user_weight)
-        logged_out = rng.random(n_sess) < 0.03
-        sess_start = rng.integers(0, 86_400_000 - 3_600_000, n_sess)
-        sess_ids = np.arange(session_id, session_id + n_sess)
-        session_id += n_sess
-        idx = np.repeat(np.arange(n_sess), sess_len)
-        item = np.arange(n) - np.repeat(np.cumsum(sess_len) - sess_len, sess_len)
-        gaps = rng.integers(150, 300, n) * 1000
-        gaps[item == 0] = 0
-        within = np.cumsum(gaps) - np.repeat((np.cumsum(gaps) - gaps)[np.cumsum(sess_len) - sess_len], sess_len)
-        # Every ts ends in 796 ms, as in the real logs.
-        ts = (int(day_start.timestamp() * 1000) + sess_start[idx] + within) // 1000 * 1000 + 796
-        out_event = logged_out[idx]
-        user = sess_user[idx]
-        rel = ts - int(_START.timestamp() * 1000)
-        paid = np.where(rel >= change_at[user], ~start_paid[user], start_paid[user])
-        is_play = (~out_event) & (rng.random(n) < 0.82)
-        page_other = np.array(other_pages)[rng.choice(len(other_pages), n, p=other_w)]
-        page_out = np.array(out_pages)[rng.choice(len(out_pages), n, p=out_w)]
-        pick_catalogue = rng.random(n) < 0.1 if songs else np.zeros(n, bool)
-        cat_song = rng.integers(0, max(songs, 1), n)
-        unk_song = np.minimum(rng.zipf(1.3, n) - 1, n_unknown - 1)
-        order = np.argsort(ts, kind="stable")
-        lines = []
-        for j in order:
-            u = int(user[j])
-            out = bool(out_event[j])
-            play = bool(is_play[j])
-            song: str | None = None
-            artist: str | None = None
-            length: float | None = None
-            if play:
-                if pick_catalogue[j]:
-                    s = int(cat_song[j])
-                    song, artist, length = titles[s], artist_names[int(song_artist[s])], float(durations[s])
-                else:
-                    s = int(unk_song[j])
-                    song, artist, length = unk_titles[s], unk_artists[s], float(unk_len[s])
-            page = "NextSong" if play else str(page_out[j] if out else page_other[j])
-            rec = {
-                "artist": as_the_logs_carry(artist),
-                "auth": "Logged Out" if out else "Logged In",
-                "firstName": None if out else as_the_logs_carry(first_names[u]),
-                "gender": None if out else str(gender[u]),
-                "itemInSession": int(item[j]),
-                "lastName": None if out else as_the_logs_carry(last_names[u]),
-                "length": length,
-                "level": "paid" if paid[j] else "free",
-                "location": None if out else as_the_logs_carry(cities[u]),
-                "method": "PUT" if play or page in ("Login", "Logout") else "GET",
-                "page": page,
-                "registration": None if out else float(registration[u]),
-                "sessionId": int(sess_ids[idx[j]]),
-                "song": as_the_logs_carry(song),
-                "status": 307 if page in ("Logout", "Login") else (404 if page == "Error" else 200),
-                "ts": int(ts[j]),
-                "userAgent": None if out else _AGENTS[agent[u]],
-                "userId": "" if out else str(u + 1),
-            }
-            lines.append(orjson.dumps(rec))
-        data = b"\n".join(lines)  # no final newline, like the real files
+        data, sessions = (
+            (b"", 0)
+            if per_day[day] == 0
+            else _day(rng, day_start, int(per_day[day]), session, songs, catalogue, users, unknown)
+        )
+        session += sessions
         path.write_bytes(data)
         written += len(data)
     log.info("generated %d song files and %d events over %d days", songs, events, days)

@@ -5,7 +5,7 @@ The event simulator's non-ASCII text went through "encode UTF-8, decode Latin-1"
 such a play to its song until the event's text is restored.
 
 Two repairs, in this order, measured on the real sample (346 damaged fields in 326 of 8,056 lines) and on
-correct names in a dozen scripts (``tests/test_repair.py``):
+correct names in a dozen scripts (``tests/unit/extract/test_repair.py``):
 
 1. The exact inverse of that damage: encode Latin-1, decode UTF-8, twice. It applies only when both steps
    succeed, which correct text practically never allows (it would need each non-ASCII letter to be followed by

@@ -6,7 +6,7 @@ explicit column types; the five tables are built with SQL. Insertion order is no
 2.0 collects the 50,000 one-row results of ``read_text`` in file order, and reading the song files took 26 s
 in one statement, or 10 s through a temporary table, instead of 3 s (50,000 songs, on this machine). It keeps
 no records, repairs no text, checks nothing and loads into a fresh file, so it is a lower bound on the work,
-not a second implementation (``tests/sql_oracle.py`` is that).
+not a second implementation (``tests/support/sql_oracle.py`` is that).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Every kind of bad input, on the real sample: what is kept, what is rejected with which reason, the exit code.
 
-The threshold (``rejects.max_fraction``, default 1%) weighs what is lost in records (``pipeline/rejects.py``): a
+The threshold (``rejects.max_fraction``, default 1%) weighs what is lost in records (``pipeline/run/rejects.py``): a
 few bad lines pass, and so does one record with a huge value; a day's file lost whole does not. Every run here
 uses the default unless a test says otherwise.
 """

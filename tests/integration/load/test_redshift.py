@@ -1,6 +1,6 @@
 """The production path against real parts on loopback: S3 (moto's server) and the Redshift stand-in.
 
-The stand-in is PostgreSQL behind a wire proxy (tests/redshift_standin/); the pipeline, redshift_connector
+The stand-in is PostgreSQL behind a wire proxy (tests/support/redshift_standin/); the pipeline, redshift_connector
 and awswrangler run unmodified. ``test_redshift_live.py`` runs the same end-to-end check on real AWS.
 """
 
