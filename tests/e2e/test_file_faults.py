@@ -163,7 +163,7 @@ def test_a_redelivery_too_large_for_one_batch_is_weighed_by_its_size(sample_copy
 def test_files_gone_between_listing_and_reading_are_as_if_no_longer_listed(
     sample_copy: Path, tmp_path: Path, clean: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline.run import runner
+    from pipeline.run import context as runner
     from tests.support.helpers import run_here
 
     config = _loaded(tmp_path, sample_copy)
@@ -180,7 +180,7 @@ def test_files_gone_between_listing_and_reading_are_as_if_no_longer_listed(
             new.unlink(missing_ok=True)
         return out
 
-    monkeypatch.setattr(runner, "discover", list_then_remove)
+    monkeypatch.setattr(runner, "discover", list_then_remove)  # where the run lists its sources
     summary = run_here(config)
     assert summary.status == "succeeded" and not summary.rejects_file
     assert sorted(summary.files_vanished) == sorted([str(redelivered), str(new)])
