@@ -4,7 +4,7 @@ inside the load only (the audit of what is committed has no run to compare with)
 from __future__ import annotations
 
 from pipeline.checks.base import Check, Target
-from pipeline.core.schema import SONGPLAYS
+from pipeline.core.schema import SONGPLAYS, fixed
 from pipeline.core.sql import Dialect
 
 
@@ -14,7 +14,11 @@ def reconciliation_checks(target: Target) -> list[Check]:
     rel = target.relations
     return [
         reconciliation_check(
-            target.dialect, target.schema, rel.get(SONGPLAYS.name), rel["fix_songplays"], rel["fix_songplay_keys"]
+            target.dialect,
+            target.schema,
+            rel.get(SONGPLAYS.name),
+            rel[fixed(SONGPLAYS.name)],
+            rel[fixed("songplay_keys")],
         )
     ]
 

@@ -441,3 +441,9 @@ STAGED: dict[str, Table] = {
     )
 }
 BY_NAME: dict[str, Table] = {t.name: t for t in (*ALL_TABLES, *STAGED.values(), EVENT_KEYS, REDERIVE)}
+
+
+def fixed(name: str) -> str:
+    """The load's work relation holding reconciliation's rows (or keys) for ``name``: written by the load's merge,
+    read by the run's reconciliation check."""
+    return f"fix_{name}"

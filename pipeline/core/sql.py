@@ -157,12 +157,6 @@ class Dialect:
 
     # ------------------------------------------------------------------------------------------ reconciliation
 
-    def rows_for_keys(self, schema: str, table: Table, keys: str) -> str:
-        """Every stored row of ``table`` whose replace key is in ``keys``."""
-        t = self.qualified(schema, table.name)
-        on = join_on("t", "k", table.replace_key)
-        return f"SELECT {column_list(table.column_names, 't.')} FROM {t} t JOIN {keys} k ON {on}"
-
     def repeated_keys(self, table: Table, relation: str) -> str:
         """How many rows of ``relation`` (a quoted name) repeat a key an earlier row holds.
 

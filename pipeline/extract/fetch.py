@@ -179,7 +179,7 @@ class Segment:
     vanished: bool = False
 
 
-def _segment(i: int, f: SourceFile, data: bytes | Unreadable) -> Segment:
+def segment(i: int, f: SourceFile, data: bytes | Unreadable) -> Segment:
     if isinstance(data, Unreadable):
         if data.vanished:
             return Segment(i, 1, b"", vanished=True)
@@ -281,7 +281,7 @@ def read_batches(
     def flush() -> list[Segment]:
         names = ", ".join(files[i].url for i in group[:2]) + (" ..." if len(group) > 2 else "")
         datas = retry(f"reading {names}", lambda: fetch(fs, [files[i] for i in group], concurrency))
-        return [_segment(i, files[i], d) for i, d in zip(group, datas, strict=True)]
+        return [segment(i, files[i], d) for i, d in zip(group, datas, strict=True)]
 
     for i, f in enumerate(files):
         if f.weight > batch_bytes:

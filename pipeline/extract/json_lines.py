@@ -21,8 +21,7 @@ import pyarrow as pa
 import pyarrow.json as pj
 
 from pipeline.extract.fetch import Segment
-from pipeline.extract.formats import Parsed
-from pipeline.extract.records import Reject, raw_text
+from pipeline.extract.records import Parsed, Reject, raw_text
 from pipeline.extract.sources import SourceSpec
 
 _ROW_SUFFIX = re.compile(r" in row \d+$")
@@ -318,9 +317,6 @@ def _raw_line(pieces: Sequence[_Piece], file: int, line: int, cache: dict[int, l
 
 class JsonLines:
     """JSON objects, one per line (a file holding one JSON array of objects is read as its elements)."""
-
-    name = "json"
-    suffix = ".json"
 
     def parse(
         self, spec: SourceSpec, names: Sequence[str], segments: Sequence[Segment], sizes: Sequence[int]

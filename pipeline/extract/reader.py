@@ -4,6 +4,7 @@ cannot be used (a missing key, a time out of range, a value too long for its col
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Sequence
 
@@ -14,13 +15,19 @@ import pyarrow.compute as pc
 from fsspec import AbstractFileSystem
 
 from pipeline.extract.discover import SourceFile
-from pipeline.extract.fetch import Segment, Unreadable, _segment, fetch
-from pipeline.extract.formats import format_named
-from pipeline.extract.records import FILE_COL, LINE_COL, Extracted, Reject, pandas_type, raw_text
+from pipeline.extract.fetch import Segment, Unreadable, fetch, segment
+from pipeline.extract.formats import FORMATS
+from pipeline.extract.records import FILE_COL, LINE_COL, Extracted, Reject, SourceFormat, pandas_type, raw_text
 from pipeline.extract.sources import MAX_EPOCH_MS, MIN_EPOCH_MS, SourceSpec
 from pipeline.ops.progress import Progress
 
 log = logging.getLogger(__name__)
+
+
+def format_named(name: str) -> SourceFormat:
+    """The registered format ``name`` (``formats.FORMATS``), its module imported on first use."""
+    fmt: SourceFormat = importlib.import_module(FORMATS[name].module).FORMAT
+    return fmt
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
@@ -79,7 +86,7 @@ def extract(
             got = fetch(fs, files, concurrency, on_progress=bar.update)
     else:
         got = datas
-    return extract_segments(spec, files, [_segment(i, f, d) for i, (f, d) in enumerate(zip(files, got, strict=True))])
+    return extract_segments(spec, files, [segment(i, f, d) for i, (f, d) in enumerate(zip(files, got, strict=True))])
 
 
 def extract_segments(spec: SourceSpec, files: Sequence[SourceFile], segments: Sequence[Segment]) -> Extracted:

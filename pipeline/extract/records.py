@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from pipeline.extract.discover import SourceFile
+from pipeline.extract.fetch import Segment
 from pipeline.extract.sources import SourceSpec
 
 FILE_COL = "_file"
@@ -69,3 +73,32 @@ def pandas_type(t: pa.DataType) -> object:
     if pa.types.is_integer(t):
         return pd.Int64Dtype()
     return None
+
+
+@dataclass
+class Parsed:
+    """One batch as rows: ``table`` has the source's schema, ``file_ids`` and ``line_nos`` say where each row
+    came from (indexes into the batch's files, 1-based lines)."""
+
+    table: pa.Table
+    file_ids: np.ndarray
+    line_nos: np.ndarray
+    rejects: list[Reject]
+    # The bytes the batch held, with the size of files that could not be read (what was read and what was
+    # lost are one total).
+    bytes_read: int
+    # The raw bytes of (file, line), for the rejects of rows that parsed but fail validation.
+    raw_line: Callable[[int, int], bytes]
+    unread: set[int] = field(default_factory=set)
+    vanished: set[int] = field(default_factory=set)
+    whole: set[int] = field(default_factory=set)
+
+
+class SourceFormat(Protocol):
+    """Registered by name in ``formats.FORMATS``, with the suffix of its files."""
+
+    def parse(
+        self, spec: SourceSpec, names: Sequence[str], segments: Sequence[Segment], sizes: Sequence[int]
+    ) -> Parsed:
+        """Rows of ``segments`` (pieces of the files ``names``; ``sizes`` weighs a file that could not be read)."""
+        ...

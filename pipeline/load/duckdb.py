@@ -17,7 +17,8 @@ from pipeline.core.config import Config, DuckDBConfig
 from pipeline.core.errors import WarehouseBusy
 from pipeline.core.schema import Table
 from pipeline.core.sql import DUCKDB, literal, quote
-from pipeline.load.base import Destination, Session
+from pipeline.load.base import Destination
+from pipeline.load.session import Session
 from pipeline.load.staged import StagedTable
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ import pandas as pd
 from pipeline.core.errors import WarehouseUnreachable
 from pipeline.core.schema import Table
 from pipeline.core.sql import REDSHIFT, quote
-from pipeline.load.base import Destination, Session
+from pipeline.load.base import Destination
+from pipeline.load.session import Session
 from pipeline.load.staged import StagedTable
 
 if TYPE_CHECKING:

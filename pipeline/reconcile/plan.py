@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core.schema import SONGPLAYS
-from pipeline.load.base import Fixes
+from pipeline.load.workspace import Fixes
 from pipeline.transform import frames, levels, play_rows, user_rows
 
 EVERYTHING, LATEST = np.iinfo(np.int64).min, np.iinfo(np.int64).max

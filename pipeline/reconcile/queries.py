@@ -4,8 +4,15 @@ and this run's staged ones, so it sees the records as they will be after the loa
 
 from __future__ import annotations
 
-from pipeline.core.schema import EVENT_KEYS, EVENT_RECORDS
+from pipeline.core.schema import EVENT_KEYS, EVENT_RECORDS, Table
 from pipeline.core.sql import Dialect, column_list, join_on
+
+
+def rows_for_keys(d: Dialect, schema: str, table: Table, keys: str) -> str:
+    """Every stored row of ``table`` whose replace key is in ``keys``."""
+    t = d.qualified(schema, table.name)
+    on = join_on("t", "k", table.replace_key)
+    return f"SELECT {column_list(table.column_names, 't.')} FROM {t} t JOIN {keys} k ON {on}"
 
 
 def contested_events(d: Dialect, schema: str, staged: str, run_files: str, redelivered: bool = True) -> str:

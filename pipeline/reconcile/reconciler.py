@@ -10,7 +10,7 @@ import pandas as pd
 from pipeline.core.schema import EVENT_KEYS, EVENT_RECORDS, REDERIVE, RUN_FILES, USER_LEVELS, USERS
 from pipeline.extract.repair import repair_events
 from pipeline.extract.sources import LOG_SOURCE
-from pipeline.load.base import Fixes, Reconcile, Workspace
+from pipeline.load.workspace import Fixes, Reconcile, Workspace
 from pipeline.reconcile import plan, queries
 from pipeline.reconcile.partials import RunPartials
 from pipeline.transform import frames, user_rows
@@ -68,8 +68,8 @@ def reconciler(partials: RunPartials) -> Reconcile:
             partials.users,
             partials.level_points,
             partials.holes,
-            ws.frame(d.rows_for_keys(schema, USERS, touched)),
-            ws.frame(d.rows_for_keys(schema, USER_LEVELS, touched)),
+            ws.frame(queries.rows_for_keys(d, schema, USERS, touched)),
+            ws.frame(queries.rows_for_keys(d, schema, USER_LEVELS, touched)),
         )
         whole = _whole_users(ws, contested, combined.holes)
         windows = plan.windows_to_read(combined.points, combined.holes, whole)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.integration.load.test_redshift import comparable, new_schema, rs_config, rs_tables
 from tests.support.helpers import assert_same_tables, cli, read_tables, run_json, write_config
+from tests.support.redshift import comparable, new_schema, rs_config, rs_tables
 from tests.support.s3_faults import S3Faults
 from tests.support.services import Redshift, S3Endpoint
 

@@ -16,16 +16,14 @@ import pytest
 from pipeline.extract import formats
 from pipeline.extract.discover import discover
 from pipeline.extract.fetch import Segment
-from pipeline.extract.formats import Parsed, Registered
-from pipeline.extract.reader import extract
+from pipeline.extract.formats import Registered
+from pipeline.extract.reader import extract, format_named
+from pipeline.extract.records import Parsed
 from pipeline.extract.sources import SONG_SOURCE, SourceSpec
 
 
 class TinyCsv:
     """A toy CSV format with a header line: enough to show what a new format has to provide."""
-
-    name = "csv"
-    suffix = ".csv"
 
     def parse(
         self, spec: SourceSpec, names: Sequence[str], segments: Sequence[Segment], sizes: Sequence[int]
@@ -77,4 +75,5 @@ def test_a_registered_format_lists_and_parses_its_files_and_the_checks_around_it
 
 def test_json_is_the_default_format() -> None:
     assert SONG_SOURCE.format == formats.DEFAULT_FORMAT == "json"
-    assert formats.format_named("json").suffix == formats.suffix_of("json") == ".json"
+    assert formats.suffix_of("json") == ".json"
+    assert type(format_named("json")).__name__ == "JsonLines"
