@@ -23,13 +23,23 @@ def sample_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def clean(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
-    """The reference: one run over the whole sample into a fresh warehouse, every star table sorted by key."""
-    from tests.support.helpers import read_tables, run_json, write_config
+def clean_warehouse(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One run over the whole sample into a fresh warehouse: its DuckDB file and its config. Tests read it (and
+    may run again over it, which changes no row); none damages it."""
+    from tests.support.helpers import run_json, write_config
 
     tmp = tmp_path_factory.mktemp("clean")
-    run_json(write_config(tmp, sample_dir / "song_data", sample_dir / "log_data"))
-    return read_tables(tmp / "wh.duckdb")
+    config = write_config(tmp, sample_dir / "song_data", sample_dir / "log_data")
+    run_json(config)
+    return tmp / "wh.duckdb", config
+
+
+@pytest.fixture(scope="session")
+def clean(clean_warehouse: tuple[Path, Path]) -> dict[str, pd.DataFrame]:
+    """The reference: that warehouse's star tables, each sorted by key, read before any test touches it."""
+    from tests.support.helpers import read_tables
+
+    return read_tables(clean_warehouse[0])
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ class RunPartials:
     _pending_rows: int = field(default=0, init=False)
 
     def add(self, users: pd.DataFrame, points: pd.DataFrame) -> None:
-        """Take one batch's partials (``transform.users_partial`` rows and level-history points), in any order."""
+        """Take one batch's partials (``user_rows.users_partial`` rows and level-history points), in any order."""
         self._pending.append((users, points))
         self._pending_rows += len(users) + len(points)
         if self._pending_rows > self.FOLD_ROWS:
@@ -54,18 +54,18 @@ class RunPartials:
 
     @property
     def users(self) -> pd.DataFrame:
-        """Each user's row from their latest event in the run (``transform.users_partial``)."""
+        """Each user's row from their latest event in the run (``user_rows.users_partial``)."""
         self._fold()
         return self._users
 
     @property
     def level_points(self) -> pd.DataFrame:
-        """The run's level-history points (``transform.combine_level_points``)."""
+        """The run's level-history points (``levels.combine_level_points``)."""
         self._fold()
         return self._points
 
     @property
     def holes(self) -> pd.DataFrame:
-        """Stretches of users' histories where the run's batches interleave (``transform.combine_level_points``)."""
+        """Stretches of users' histories where the run's batches interleave (``levels.combine_level_points``)."""
         self._fold()
         return self._holes

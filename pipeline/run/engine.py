@@ -1,6 +1,6 @@
 """Engines: where a run's batches are parsed, transformed and staged.
 
-Both engines run the same function on each batch (``process_batch``: ``transform.log_batch`` then staging),
+Both engines run the same function on each batch (``process_batch``: ``transform.batch.log_batch`` then staging),
 and hand back the same ``BatchOutcome``; they differ only in where that happens. ``local`` runs it in this
 process, parsing the next batch in a background thread while the current one is transformed (and the previous
 one's Parquet parts are written by the stager's own thread, ``stage.Stager``); ``ray`` (``distributed.py``) runs

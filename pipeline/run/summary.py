@@ -48,7 +48,7 @@ class Summary:
     engine: str = "local"
     ray_nodes_used: int = 0
     ray_tasks: dict[str, int] = field(default_factory=dict)
-    # Events and users whose rows were derived again from their kept records (see reconcile.py).
+    # Events and users whose rows were derived again from their kept records (see ``pipeline/reconcile/``).
     reconciled: dict[str, int] = field(default_factory=dict)
     error: str | None = None
 

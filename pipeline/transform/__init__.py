@@ -19,6 +19,6 @@ Three kinds of function live in this package:
 Frames use the source field names (plus ``_file``/``_line`` provenance) on the way in and return exactly the
 columns ``core/schema.py`` defines for each table.
 
-Modules: ``frames`` (shared helpers), ``catalogue`` (songs, artists, the lookup), ``users``, ``levels``,
-``plays`` (songplays, time), ``batch`` (a batch's records to all of the above).
+Modules: ``frames`` (shared helpers), ``catalogue`` (songs, artists, the lookup), ``user_rows``, ``levels``,
+``play_rows`` (songplays, time), ``batch`` (a batch's records to all of the above).
 """

@@ -11,7 +11,9 @@ not a second implementation (``tests/support/sql_oracle.py`` is that).
 
 from __future__ import annotations
 
-from .duckdb_sql_build import LOG_COLUMNS, TABLES_FROM_SOURCES, main
+from tests.support.source_types import LOG_COLUMNS
+
+from .duckdb_sql_build import TABLES_FROM_SOURCES, main
 
 STATEMENTS = [
     "SET preserve_insertion_order = false",

@@ -13,13 +13,7 @@ import time
 
 import duckdb
 
-LOG_COLUMNS = (
-    "{'artist': 'VARCHAR', 'auth': 'VARCHAR', 'firstName': 'VARCHAR', 'gender': 'VARCHAR', "
-    "'itemInSession': 'BIGINT', 'lastName': 'VARCHAR', 'length': 'DOUBLE', 'level': 'VARCHAR', "
-    "'location': 'VARCHAR', 'method': 'VARCHAR', 'page': 'VARCHAR', 'registration': 'DOUBLE', "
-    "'sessionId': 'BIGINT', 'song': 'VARCHAR', 'status': 'BIGINT', 'ts': 'BIGINT', 'userAgent': 'VARCHAR', "
-    "'userId': 'VARCHAR'}"
-)
+from tests.support.source_types import LOG_COLUMNS
 
 SONG_COLUMNS = (
     "{'song_id': 'VARCHAR', 'title': 'VARCHAR', 'artist_id': 'VARCHAR', 'year': 'INTEGER', 'duration': 'DOUBLE', "

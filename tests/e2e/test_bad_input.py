@@ -20,21 +20,18 @@ from tests.support.helpers import (
     assert_same_tables,
     cli,
     cli_bound_by_file_modes,
+    log_days,
     read_tables,
+    summary_of,
     write_config,
 )
 from tests.support.records import event
 
 
-def _days(root: Path) -> list[Path]:
-    return sorted((root / "log_data").rglob("*.json"))
-
-
 def _run(src: Path, tmp: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:
     config = write_config(tmp, src / "song_data", src / "log_data")
     proc = cli("run", "--json", "-c", str(config), *args, env=env)
-    summary = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
-    return proc.returncode, summary, proc.stderr
+    return proc.returncode, summary_of(proc), proc.stderr
 
 
 def _rejects(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -50,7 +47,7 @@ def _append(path: Path, *lines: bytes) -> None:
 def test_crlf_line_endings_and_a_byte_order_mark_load_normally(
     sample_copy: Path, tmp_path: Path, clean: dict[str, pd.DataFrame]
 ) -> None:
-    day = _days(sample_copy)[4]
+    day = log_days(sample_copy)[4]
     day.write_bytes(b"\xef\xbb\xbf" + day.read_bytes().replace(b"\n", b"\r\n"))
     code, summary, err = _run(sample_copy, tmp_path)
     assert code == 0, err
@@ -61,7 +58,7 @@ def test_crlf_line_endings_and_a_byte_order_mark_load_normally(
 def test_gzipped_log_files_are_read_transparently(
     sample_copy: Path, tmp_path: Path, clean: dict[str, pd.DataFrame]
 ) -> None:
-    for day in _days(sample_copy)[:3]:
+    for day in log_days(sample_copy)[:3]:
         day.with_name(day.name + ".gz").write_bytes(gzip.compress(day.read_bytes()))
         day.unlink()
     code, summary, err = _run(sample_copy, tmp_path)
@@ -72,7 +69,7 @@ def test_gzipped_log_files_are_read_transparently(
 
 def test_a_truncated_gzip_day_weighs_what_it_held_and_fails_the_run(sample_copy: Path, tmp_path: Path) -> None:
     # Compressed 10x, a lost day's 24 KB would be 0.3% of the bytes read and pass; it weighs 10x its size.
-    day = _days(sample_copy)[7]
+    day = log_days(sample_copy)[7]
     packed = gzip.compress(day.read_bytes())
     lost = day.with_name(day.name + ".gz")
     lost.write_bytes(packed[: len(packed) // 2])
@@ -97,7 +94,7 @@ def test_a_zero_byte_file_is_rejected_whole_and_the_rest_loads(
 
 def test_a_day_without_a_single_line_break_is_a_day_lost_and_fails_the_run(sample_copy: Path, tmp_path: Path) -> None:
     # A truncated or binary upload: one "record" of 125 KB. Weighed by count it would be 1 in 8,000 and pass.
-    day = _days(sample_copy)[7]
+    day = log_days(sample_copy)[7]
     day.write_bytes(day.read_bytes().replace(b"\n", b" ")[:-20])
     code, summary, err = _run(sample_copy, tmp_path)
     assert code == 4, err
@@ -110,7 +107,7 @@ def test_a_day_without_a_single_line_break_is_a_day_lost_and_fails_the_run(sampl
 def test_fields_of_the_wrong_type_are_rejected_naming_the_field(
     sample_copy: Path, tmp_path: Path, clean: dict[str, pd.DataFrame]
 ) -> None:
-    day = _days(sample_copy)[2]
+    day = log_days(sample_copy)[2]
     _append(day, json.dumps(event(userId=12, sessionId=9999)).encode(), json.dumps(event(ts="soon")).encode())
     code, summary, err = _run(sample_copy, tmp_path)
     assert code == 0, err
@@ -123,7 +120,7 @@ def test_fields_of_the_wrong_type_are_rejected_naming_the_field(
 def test_nan_and_infinity_literals_are_rejected(
     sample_copy: Path, tmp_path: Path, clean: dict[str, pd.DataFrame]
 ) -> None:
-    day = _days(sample_copy)[2]
+    day = log_days(sample_copy)[2]
     base = json.dumps(event(sessionId=9998, length=1.5))
     _append(day, base.replace("1.5", "NaN").encode(), base.replace("1.5", "-Infinity").replace("9998", "9997").encode())
     code, summary, err = _run(sample_copy, tmp_path)
@@ -135,7 +132,7 @@ def test_nan_and_infinity_literals_are_rejected(
 def test_a_nesting_bomb_neither_crashes_nor_loads_where_it_matters(sample_copy: Path, tmp_path: Path) -> None:
     depth = 5_000
     bomb = "[" * depth + "]" * depth
-    day = _days(sample_copy)[2]
+    day = log_days(sample_copy)[2]
     ignored = json.dumps(event(sessionId=9996))[:-1] + f', "extra": {bomb}}}'
     in_a_field = json.dumps(event(sessionId=9995))[:-1] + f', "artist": {bomb}}}'
     _append(day, ignored.encode(), in_a_field.encode())
@@ -148,7 +145,7 @@ def test_a_nesting_bomb_neither_crashes_nor_loads_where_it_matters(sample_copy: 
 
 
 def test_a_50_mb_field_is_a_rejected_record_on_every_target(sample_copy: Path, tmp_path: Path) -> None:
-    day = _days(sample_copy)[2]
+    day = log_days(sample_copy)[2]
     _append(day, json.dumps(event(sessionId=9994, artist="A" * (50 << 20))).encode())
     code, summary, err = _run(sample_copy, tmp_path)
     assert code == 0, "one record of 8,128, however long, is under 1%: " + err
@@ -178,7 +175,7 @@ def test_a_directory_named_like_a_data_file_and_a_symlink_loop_are_skipped_with_
 def test_an_unreadable_file_is_rejected_whole_and_read_by_the_next_run(
     sample_copy: Path, tmp_path: Path, clean: dict[str, pd.DataFrame]
 ) -> None:
-    day = _days(sample_copy)[0]
+    day = log_days(sample_copy)[0]
     lines = day.read_bytes().split(b"\n")
     late = day.with_name("2018-11-31-events.json")
     late.write_bytes(lines[0])  # one event: a small loss, under the threshold

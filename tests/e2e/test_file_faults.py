@@ -23,15 +23,11 @@ from tests.support.helpers import (
     cli,
     cli_bound_by_file_modes,
     read_tables,
+    summary_of,
     write_config,
 )
 
 needs_file_modes = pytest.mark.skipif(not CAN_DROP_READS, reason="needs setpriv to drop root's reads")
-
-
-def _summary(proc: Any) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return out
 
 
 def _touch(path: Path) -> None:
@@ -81,11 +77,11 @@ def test_an_unreadable_redelivered_song_file_keeps_its_song_and_the_next_night_e
     _redeliver_first_day(sample_copy)  # the night's other file: the one unreadable file is a small loss
     proc = cli_bound_by_file_modes("run", "--json", "-c", str(config))
     assert proc.returncode == 0, proc.stderr
-    assert _summary(proc)["files_unread"] == [str(victim)]
+    assert summary_of(proc)["files_unread"] == [str(victim)]
     assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)  # the song and its play's match are still there
     victim.chmod(0o644)
     proc = cli("run", "--json", "-c", str(config))
-    assert proc.returncode == 0 and _summary(proc)["files_read"]["song_data"] == 1, proc.stderr
+    assert proc.returncode == 0 and summary_of(proc)["files_read"]["song_data"] == 1, proc.stderr
     assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
 
 
@@ -100,7 +96,7 @@ def test_a_full_refresh_with_a_file_unreadable_keeps_its_rows_and_reads_it_once_
         path.chmod(0o000)
     proc = cli_bound_by_file_modes("run", "--json", "--full-refresh", "-c", str(config))
     assert proc.returncode == 0, proc.stderr
-    assert sorted(_summary(proc)["files_unread"]) == sorted([str(day), str(song)])
+    assert sorted(summary_of(proc)["files_unread"]) == sorted([str(day), str(song)])
     assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
     # Readable again and re-delivered: read like any changed file, and the tables are those of a rebuild.
     for path in (day, song):
@@ -108,7 +104,7 @@ def test_a_full_refresh_with_a_file_unreadable_keeps_its_rows_and_reads_it_once_
         _touch(path)
     proc = cli("run", "--json", "-c", str(config))
     assert proc.returncode == 0, proc.stderr
-    assert _summary(proc)["files_read"] == {"song_data": 1, "log_data": 1}
+    assert summary_of(proc)["files_read"] == {"song_data": 1, "log_data": 1}
     assert_same_tables(read_tables(tmp_path / "wh.duckdb"), clean)
 
 
@@ -125,7 +121,7 @@ def test_a_redelivery_that_loses_most_of_a_day_is_held_until_accepted(
     _new_day(days[-1], day.with_name("2018-11-31-events.json"))
     proc = cli("run", "--json", "-c", str(config))
     assert proc.returncode == 6, proc.stderr
-    summary = _summary(proc)
+    summary = summary_of(proc)
     [held] = summary["files_held"]
     assert held["url"] == str(day) and held["stored"] == len(lines) and held["records"] < len(lines) // 10
     assert "--accept-shrunk" in proc.stderr
@@ -155,7 +151,7 @@ def test_a_redelivery_too_large_for_one_batch_is_weighed_by_its_size(sample_copy
     day.write_bytes(b"\n".join(lines[: len(lines) // 4]))
     proc = cli("run", "--json", "-c", str(config))
     assert proc.returncode == 6, proc.stderr
-    [held] = _summary(proc)["files_held"]
+    [held] = summary_of(proc)["files_held"]
     assert (held["url"], held["unit"]) == (str(day), "bytes") and held["records"] < held["stored"] // 2
     assert_same_tables(read_tables(tmp_path / "wh.duckdb"), before)
 
@@ -163,7 +159,7 @@ def test_a_redelivery_too_large_for_one_batch_is_weighed_by_its_size(sample_copy
 def test_files_gone_between_listing_and_reading_are_as_if_no_longer_listed(
     sample_copy: Path, tmp_path: Path, clean: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline.run import context as runner
+    from pipeline.run import context
     from tests.support.helpers import run_here
 
     config = _loaded(tmp_path, sample_copy)
@@ -171,7 +167,7 @@ def test_files_gone_between_listing_and_reading_are_as_if_no_longer_listed(
     redelivered, new = days[2], days[2].with_name("2018-11-31-events.json")
     _new_day(days[-1], new)
     _touch(redelivered)
-    listed = runner.discover
+    listed = context.discover
 
     def list_then_remove(*args: Any, **kwargs: Any) -> Any:
         out = listed(*args, **kwargs)
@@ -180,7 +176,7 @@ def test_files_gone_between_listing_and_reading_are_as_if_no_longer_listed(
             new.unlink(missing_ok=True)
         return out
 
-    monkeypatch.setattr(runner, "discover", list_then_remove)  # where the run lists its sources
+    monkeypatch.setattr(context, "discover", list_then_remove)  # where the run lists its sources
     summary = run_here(config)
     assert summary.status == "succeeded" and not summary.rejects_file
     assert sorted(summary.files_vanished) == sorted([str(redelivered), str(new)])
@@ -193,7 +189,7 @@ def test_one_huge_value_is_one_rejected_record_and_the_night_loads(sample_copy: 
     (sample_copy / "song_data" / "huge.json").write_text(json.dumps(song))
     proc = cli("run", "--json", "-c", str(write_config(tmp_path, sample_copy / "song_data", sample_copy / "log_data")))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    summary = _summary(proc)
+    summary = summary_of(proc)
     assert summary["records_rejected"] == {"song_data": 1, "log_data": 0}
     assert summary["rejected_ratio"] < 0.01 < summary["bytes_rejected"] / summary["bytes_read"]
     assert len(read_tables(tmp_path / "wh.duckdb")["songs"]) == 71
@@ -208,7 +204,7 @@ def test_one_huge_line_that_does_not_parse_is_one_record_and_a_day_glued_on_one_
     config = write_config(tmp_path, sample_copy / "song_data", sample_copy / "log_data")
     proc = cli("run", "--json", "-c", str(config))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    summary = _summary(proc)
+    summary = summary_of(proc)
     assert summary["records_rejected"]["log_data"] == 1 and summary["rejected_ratio"] < 0.001
     # A first night with the largest day's line breaks lost: one rejected "line" of a day of records.
     big = max(days, key=lambda p: p.stat().st_size)
@@ -222,7 +218,7 @@ def test_one_huge_line_that_does_not_parse_is_one_record_and_a_day_glued_on_one_
         str(write_config(tmp_path / "other", sample_copy / "song_data", sample_copy / "log_data")),
     )
     assert proc.returncode == 4, proc.stderr[-2000:]
-    assert _summary(proc)["rejected_ratio"] > 0.01
+    assert summary_of(proc)["rejected_ratio"] > 0.01
 
 
 @needs_file_modes
@@ -233,4 +229,4 @@ def test_a_day_that_cannot_be_read_weighs_the_day_of_records_it_held(sample_copy
     proc = cli_bound_by_file_modes("run", "--json", "-c", str(config))
     assert proc.returncode == 4, proc.stderr
     # The largest of 30 days (about 8% of the events) weighs about that, whatever its "one reject" count says.
-    assert 0.04 < _summary(proc)["rejected_ratio"] < 0.15
+    assert 0.04 < summary_of(proc)["rejected_ratio"] < 0.15

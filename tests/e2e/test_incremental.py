@@ -11,13 +11,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tests.support.helpers import assert_same_tables, cli, read_tables, run_json, write_config
+from tests.support.helpers import assert_same_tables, cli, log_days, read_tables, run_json, write_config
 
 LEDGER = "_sparkify_loaded_files"
-
-
-def _days(sample_dir: Path) -> list[Path]:
-    return sorted((sample_dir / "log_data").rglob("*.json"))
 
 
 def _arrive(files: list[Path], src_root: Path, dst_root: Path) -> None:
@@ -32,7 +28,7 @@ def test_days_arriving_in_any_order_equal_one_clean_run(
 ) -> None:
     logs = tmp_path / "log_data"
     config = write_config(tmp_path, sample_dir / "song_data", logs)
-    days = _days(sample_dir)
+    days = log_days(sample_dir)
     # The last ten days first, then a backfill of the first ten, then the middle: users' levels must end
     # as in a single run even though older events arrive after newer ones.
     for batch in (days[20:], days[:10], days[10:20]):
@@ -54,7 +50,7 @@ def test_songs_loaded_on_an_earlier_night_still_match_new_plays(
     config = write_config(tmp_path, sample_dir / "song_data", logs)
     logs.mkdir()
     run_json(config)  # songs only: the log folder is still empty
-    _arrive(_days(sample_dir), sample_dir / "log_data", logs)
+    _arrive(log_days(sample_dir), sample_dir / "log_data", logs)
     summary = run_json(config)
     assert summary["files_read"]["song_data"] == 0
     tables = read_tables(tmp_path / "wh.duckdb")
@@ -65,7 +61,7 @@ def test_songs_loaded_on_an_earlier_night_still_match_new_plays(
 def test_a_changed_file_is_reloaded(sample_copy: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path, sample_copy / "song_data", sample_copy / "log_data")
     run_json(config)
-    victim = _days(sample_copy)[0]
+    victim = log_days(sample_copy)[0]
     events = [json.loads(x) for x in victim.read_text().splitlines()]
     play = next(e for e in events if e["page"] == "NextSong" and e["userId"])
     play["userAgent"] = "Changed/1.0"
@@ -101,7 +97,7 @@ def test_full_refresh_keeps_the_rows_of_files_that_left_the_source(
     run_json(config)
     # Object stores expire old files: a song file and three days of logs leave the source.
     sorted((src / "song_data").rglob("*.json"))[0].unlink()
-    for day in _days(src)[:3]:
+    for day in log_days(src)[:3]:
         day.unlink()
     assert run_json(config)["files_read"] == {"song_data": 0, "log_data": 0}
     full = run_json_args(config, "--full-refresh")
@@ -172,7 +168,7 @@ def test_killed_run_leaves_warehouse_as_before_and_next_run_completes(
 ) -> None:
     logs = tmp_path / "log_data"
     config = write_config(tmp_path, sample_dir / "song_data", logs)
-    days = _days(sample_dir)
+    days = log_days(sample_dir)
     _arrive(days[:10], sample_dir / "log_data", logs)
     run_json(config)
     before = read_tables(tmp_path / "wh.duckdb")
@@ -204,7 +200,7 @@ def test_killed_run_leaves_warehouse_as_before_and_next_run_completes(
 
 def test_run_history_records_failures(sample_copy: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path, sample_copy / "song_data", sample_copy / "log_data")
-    _days(sample_copy)[0].write_bytes(b"{not json" * 20_000)  # one line of 180 KB: over the default 1%
+    log_days(sample_copy)[0].write_bytes(b"{not json" * 20_000)  # one line of 180 KB: over the default 1%
     assert cli("run", "-c", str(config)).returncode == 4
     [r] = json.loads(cli("runs", "--json", "-c", str(config)).stdout)
     assert r["status"] == "failed" and "TooManyRejects" in r["error"] and r["records_rejected"] == 1

@@ -26,17 +26,15 @@ from pipeline.analytics.queries import (
     browser_and_os,
 )
 from pipeline.load.duckdb import DuckDBDestination
-from tests.support.helpers import REFERENCE, ROOT, cli, run_json, write_config
+from tests.support.helpers import REFERENCE, ROOT, cli
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 @pytest.fixture(scope="module")
-def warehouse(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    tmp = tmp_path_factory.mktemp("wh")
-    config = write_config(tmp, sample_dir / "song_data", sample_dir / "log_data")
-    run_json(config)
-    return tmp / "wh.duckdb", config
+def warehouse(clean: dict[str, pd.DataFrame], clean_warehouse: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The sample's clean warehouse, once its reference tables are read."""
+    return clean_warehouse
 
 
 def test_notebooks_are_committed_without_outputs() -> None:

@@ -104,11 +104,22 @@ def history(config: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def summary_of(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The JSON summary a ``run --json`` printed last ({} if it printed none: it failed before its summary)."""
+    lines = proc.stdout.strip().splitlines()
+    summary: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+    return summary
+
+
 def run_json(config: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     proc = cli("run", "--json", "-q", "-c", str(config), env=env)
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    summary: dict[str, Any] = json.loads(proc.stdout)
-    return summary
+    return summary_of(proc)
+
+
+def log_days(root: Path) -> list[Path]:
+    """The log files under a source folder (``root/log_data``), in day order."""
+    return sorted((root / "log_data").rglob("*.json"))
 
 
 def read_tables(db_path: Path | str, schema: str = "main") -> dict[str, pd.DataFrame]:

@@ -78,3 +78,17 @@ def events_frame(*records: dict[str, Any], per_file: int | None = None) -> pd.Da
 def songs_frame(*records: dict[str, Any]) -> pd.DataFrame:
     files = {f"song_data/A/A/A/TR{i:016d}.json": json.dumps(r).encode() for i, r in enumerate(records)}
     return parse_lines(SONG_SOURCE, files).frame
+
+
+def window_events(events: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
+    """What the warehouse's window read returns (``reconcile/queries.records_in_windows``), from the events
+    themselves: each window's events from ``from_ts`` to ``to_ts``, and those at the first millisecond after
+    it, up to ``until_ts``."""
+    parts = []
+    for w in windows.itertuples():
+        mine = events.loc[events["userId"] == w.user_id]
+        parts.append(mine.loc[(mine["ts"] >= w.from_ts) & (mine["ts"] <= w.to_ts)])
+        after = mine.loc[(mine["ts"] > w.to_ts) & (mine["ts"] <= w.until_ts)]
+        if len(after):
+            parts.append(after.loc[after["ts"] == after["ts"].min()])
+    return pd.concat(parts) if parts else events.iloc[:0]

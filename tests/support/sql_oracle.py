@@ -12,8 +12,9 @@ import glob
 import duckdb
 import pandas as pd
 
+from tests.support.source_types import LOG_COLUMNS
+
 # The source fields and types as SPEC.md lists them (the same literal the benchmark's plain build reads with).
-from tests.benchmarks.duckdb_sql_build import LOG_COLUMNS
 
 SONG_COLUMNS = (
     "{'num_songs': 'BIGINT', 'artist_id': 'VARCHAR', 'artist_latitude': 'DOUBLE', 'artist_longitude': 'DOUBLE', "

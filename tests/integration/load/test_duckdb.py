@@ -110,15 +110,15 @@ def test_another_process_can_open_the_warehouse_while_a_run_transforms(
     import subprocess
     import sys
 
-    from pipeline.reconcile import partials as reconcile
+    from pipeline.reconcile import partials
 
     config = write_config(tmp_path, sample_dir / "song_data", sample_dir / "log_data")
     run_here(config)
     songs = len(read_tables(tmp_path / "wh.duckdb")["songs"])
     opened: list[subprocess.CompletedProcess[str]] = []
-    add = reconcile.RunPartials.add
+    add = partials.RunPartials.add
 
-    def add_and_open_elsewhere(self: reconcile.RunPartials, *args: object) -> None:
+    def add_and_open_elsewhere(self: partials.RunPartials, *args: object) -> None:
         # Between two stretches of the run's own work on the file: a batch being transformed.
         opened.append(
             subprocess.run(
@@ -127,7 +127,7 @@ def test_another_process_can_open_the_warehouse_while_a_run_transforms(
         )
         add(self, *args)
 
-    monkeypatch.setattr(reconcile.RunPartials, "add", add_and_open_elsewhere)
+    monkeypatch.setattr(partials.RunPartials, "add", add_and_open_elsewhere)
     run_here(config, full_refresh=True)
     assert opened, "no batch was transformed"
     for proc in opened:

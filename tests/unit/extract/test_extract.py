@@ -152,18 +152,18 @@ def test_a_local_file_is_read_whole_whatever_size_the_listing_saw(
 ) -> None:
     import os
 
-    from pipeline.extract import fetch as extract
+    from pipeline.extract import fetch
 
     body = b"".join(b'{"n": %d}\n' % i for i in range(100_000))
     path = tmp_path / "day.json"
     path.write_bytes(body)
     for listed in (len(body), 10, len(body) + 5_000, 0):  # as listed, grown since, shrunk since, empty then
-        assert extract._read_local(str(path), listed) == body
+        assert fetch._read_local(str(path), listed) == body
     # Reads that return less than asked (a network file system; above 2 GiB, Linux) still read it all.
     real = os.read
-    monkeypatch.setattr(extract.os, "read", lambda fd, n: real(fd, min(n, 4096)))
+    monkeypatch.setattr(fetch.os, "read", lambda fd, n: real(fd, min(n, 4096)))
     for listed in (len(body), 10, len(body) + 5_000):
-        assert extract._read_local(str(path), listed) == body
+        assert fetch._read_local(str(path), listed) == body
 
 
 @pytest.mark.parametrize("at", [(8 << 20) - 1, 8 << 20, (8 << 20) + 1])

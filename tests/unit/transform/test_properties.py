@@ -8,9 +8,10 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.reconcile import plan
 from pipeline.reconcile.partials import RunPartials
-from pipeline.transform import batch, frames, levels, user_rows
-from tests.support.records import event, events_frame, song, songs_frame
+from pipeline.transform import batch, levels, user_rows
+from tests.support.records import event, events_frame, song, songs_frame, window_events
 
 BASE_TS = 1541105830796
 
@@ -96,20 +97,6 @@ def test_order_and_duplicated_files_do_not_change_the_result(records: list[dict[
         pd.testing.assert_frame_equal(left, right, obj=name)
 
 
-def _window_events(events: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
-    """What the warehouse's window read returns (``reconcile/queries.records_in_windows``), from the events
-    themselves: each window's events from ``from_ts`` to ``to_ts``, and those at the first millisecond after
-    it, up to ``until_ts``."""
-    parts = []
-    for w in windows.itertuples():
-        mine = events.loc[events["userId"] == w.user_id]
-        parts.append(mine.loc[(mine["ts"] >= w.from_ts) & (mine["ts"] <= w.to_ts)])
-        after = mine.loc[(mine["ts"] > w.to_ts) & (mine["ts"] <= w.until_ts)]
-        if len(after):
-            parts.append(after.loc[after["ts"] == after["ts"].min()])
-    return pd.concat(parts) if parts else events.iloc[:0]
-
-
 history_st = st.lists(
     st.fixed_dictionaries(
         {
@@ -141,8 +128,8 @@ def test_parts_of_histories_combine_into_the_whole_whatever_they_interleave(
 ) -> None:
     """Split each user's events into parts at random (parts overlap in time, share milliseconds), combine the
     parts' users rows and level points as a run does (``RunPartials``: one by one, all at once, or in groups of
-    any size), fill the holes the overlaps leave from the events: the result is what the events give as a
-    whole."""
+    any size), and let reconciliation's plan fill the holes the overlaps leave from the events: the result is
+    what the events give as a whole."""
     events = user_rows.dedupe_events(
         _frame([{k: v for k, v in r.items() if k != "part"} for r in records], per_file=50)
     )
@@ -154,14 +141,20 @@ def test_parts_of_histories_combine_into_the_whole_whatever_they_interleave(
     for p in sorted(set(parts), reverse=True):
         chunk = events.loc[which == p]
         partials.add(user_rows.users_partial(chunk), levels.level_points(chunk))
-    users, points, holes = partials.users, partials.level_points, partials.holes
-    windows = levels.hole_windows(points, holes)
-    open_points = points.loc[points["user_id"].isin(set(holes["user_id"]))].reset_index(drop=True)
-    filled = levels.fill_holes(
-        open_points, [levels.window_points(windows, _window_events(events, windows))] if len(windows) else []
+    # What the load then does (``reconcile.plan``), on a warehouse that holds nothing yet.
+    nothing = events.iloc[:0]
+    combined = plan.combine_with_stored(
+        partials.users,
+        partials.level_points,
+        partials.holes,
+        user_rows.users(nothing),
+        levels.user_levels(levels.level_points(nothing)),
     )
-    closed = points.loc[~points["user_id"].isin(set(holes["user_id"]))]
-    got = levels.user_levels(frames.concat([closed, filled]))
-    want = levels.user_levels(levels.level_points(events))
-    pd.testing.assert_frame_equal(got, want)
-    pd.testing.assert_frame_equal(user_rows.finish_users(users), user_rows.users(events))
+    windows = plan.windows_to_read(combined.points, combined.holes, set())
+    redone = plan.Rederived()
+    if len(windows):
+        redone.add_windows(windows, window_events(events, windows), combined.tied)
+    no_keys = pd.DataFrame({"user_id": pd.Series([], dtype="string"), "session_id": [], "item_in_session": []})
+    fixes = plan.fixes(partials.users, combined, set(), windows, no_keys, redone)
+    pd.testing.assert_frame_equal(fixes.user_levels, levels.user_levels(levels.level_points(events)))
+    pd.testing.assert_frame_equal(fixes.users, user_rows.users(events))
