@@ -1,0 +1,1 @@
+"""Sparkify pipeline: song metadata and event logs (JSON) to a star schema in DuckDB or Redshift. See docs/architecture.md."""

@@ -1,0 +1,1 @@
+"""What every stage shares: the schema declared once, each warehouse's SQL dialect, the configuration, the errors."""

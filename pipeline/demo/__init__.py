@@ -1,0 +1,1 @@
+"""The synthetic demo dataset: what ``make run`` loads on a fresh clone."""
