@@ -1,1 +1,4 @@
-"""Sparkify pipeline: song metadata and event logs (JSON) to a star schema in DuckDB or Redshift. See docs/architecture.md."""
+"""Sparkify pipeline: song metadata and event logs (JSON) to a star schema in DuckDB or Redshift.
+
+See docs/architecture.md for the packages and how data flows through them.
+"""
