@@ -101,6 +101,10 @@ class RunConfig:
     retry_base_seconds: float = 1.0
     #: Prometheus text file written after every run (node_exporter's textfile collector); empty for none.
     metrics_path: str = "build/sparkify.prom"
+    #: Worker processes for the local engine's batches; 0 for every core the run may use (as many as leave
+    #: batches of 8 MB). They share source.batch_mb (each reads batches of batch_mb / workers), so memory does not
+    #: grow with the core count.
+    workers: int = 0
 
 
 @dataclass
@@ -308,6 +312,8 @@ def _problems(cfg: Config, environ: typing.Mapping[str, str], connecting: bool) 
 
     if cfg.warehouse.target not in TARGETS:
         out.append(f"warehouse.target: {cfg.warehouse.target!r} is not one of {', '.join(TARGETS)}")
+    if cfg.run.workers < 0:
+        out.append(f"run.workers: must be 0 (every core) or more, got {cfg.run.workers}")
     if cfg.source.concurrency < 1:
         out.append(f"source.concurrency: must be at least 1, got {cfg.source.concurrency}")
     if cfg.engine not in ("local", "ray"):

@@ -25,6 +25,7 @@ from pipeline.load.base import Destination
 from pipeline.ops import aws, memory
 from pipeline.ops.retry import with_retries
 from pipeline.run import metrics
+from pipeline.run.pool import cpu_seconds
 from pipeline.run.redelivery import Held, ShrinkGuard
 from pipeline.run.rejects import RejectWeights, append_rejects, weigh_rejects
 from pipeline.run.selection import RunOptions, select_files
@@ -65,6 +66,9 @@ class RunContext:
         self.ledger: dict[str, tuple[str, int, str]] = {}
         self.weights: dict[str, RejectWeights] = {}
         self.committed = False
+        self.began = time.perf_counter()
+        # The batches' phase: its wall seconds, and the longest task run apart from this process (0: none).
+        self.batch_phase = (0.0, 0.0)
         self.dest: Destination = destination_for(cfg)
         self.summary = Summary(
             run_id=run_id, target=self.dest.describe(), mode="full refresh" if options.full_refresh else "incremental"
@@ -193,6 +197,10 @@ class RunContext:
     def record_end(self, started: datetime) -> None:
         """The run's row in the history, and the metrics file; neither may change the run's outcome."""
         s = self.summary
+        wall = time.perf_counter() - self.began
+        phase, longest = self.batch_phase
+        s.work_seconds = round(cpu_seconds(), 2)
+        s.span_seconds = round(wall - phase + longest if longest else wall, 2)
         try:
             self.dest.end_run(
                 self.run_id,

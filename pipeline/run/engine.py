@@ -99,10 +99,18 @@ def process_batch(
 class Engine(ABC):
     name: str
 
+    # Processes (or Ray tasks) running batches side by side.
+    workers = 1
+
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.nodes: set[str] = set()
         self.tasks: dict[str, int] = {}
+        # Wall seconds of each task that ran a group of batches apart from this process: the longest is the span.
+        self.task_seconds: list[float] = []
+
+    def close(self) -> None:  # noqa: B027 (most engines start nothing to stop)
+        """Stop whatever the engine started (worker processes): called when the run ends, however it ends."""
 
     def retry(self, step: str, fn: Callable[[], R]) -> R:
         return with_retries(step, fn, attempts=self.cfg.run.attempts, base_delay=self.cfg.run.retry_base_seconds)

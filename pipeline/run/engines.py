@@ -12,4 +12,7 @@ def engine_for(cfg: Config) -> Engine:
         from pipeline.run.distributed import RayEngine
 
         return RayEngine(cfg)
-    return LocalEngine(cfg)
+    from pipeline.run.pool import PooledEngine, workers_for
+
+    workers = workers_for(cfg)
+    return PooledEngine(cfg, workers) if workers > 1 else LocalEngine(cfg)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import closing, nullcontext
@@ -54,10 +55,17 @@ class _Run(RunContext):
 
     def _execute(self, stager: staging.Stager) -> Summary:
         engine = engine_for(self.cfg)
-        lookup: Future[pd.DataFrame] = Future()
-        listed = prepare(self, engine, stager, lookup)
-        with closing(listed.log_outcomes):
-            partials = self._batches(engine, stager, listed, lookup)
+        # Closed once the batches are in (its workers' memory is the load's), or as soon as anything fails.
+        try:
+            lookup: Future[pd.DataFrame] = Future()
+            listed = prepare(self, engine, stager, lookup)
+            began = time.perf_counter()
+            with closing(listed.log_outcomes):
+                partials = self._batches(engine, stager, listed, lookup)
+            self.batch_phase = (time.perf_counter() - began, max(engine.task_seconds, default=0.0))
+        finally:
+            engine.close()
+            self.summary.workers = engine.workers
         self.summary.engine = engine.name
         self.summary.ray_tasks = dict(engine.tasks)
         self.summary.ray_nodes_used = len(engine.nodes)

@@ -46,6 +46,13 @@ class Summary:
     seconds: dict[str, float] = field(default_factory=dict)
     peak_memory_mb: dict[str, float] = field(default_factory=dict)
     engine: str = "local"
+    # Processes that ran the batches side by side (1: this process alone).
+    workers: int = 1
+    # CPU seconds of the run's process and its workers (the work), and the seconds of its longest serial chain
+    # (the span: the run's wall time less the batches' phase, plus the longest task): work / span is the most
+    # the run could gain from more cores.
+    work_seconds: float = 0.0
+    span_seconds: float = 0.0
     ray_nodes_used: int = 0
     ray_tasks: dict[str, int] = field(default_factory=dict)
     # Events and users whose rows were derived again from their kept records (see ``pipeline/reconcile/``).
@@ -99,6 +106,10 @@ class Summary:
         lines.append(
             "  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.seconds.items()) + f"; total {total:.2f}"
         )
+        if self.work_seconds:
+            lines.append(
+                f"  work {self.work_seconds:.2f} CPU-s, span {self.span_seconds:.2f} s, {self.workers} worker(s)"
+            )
         if self.peak_memory_mb:
             lines.append(f"  peak memory: {max(self.peak_memory_mb.values()):,.0f} MB")
         if self.error:

@@ -23,11 +23,14 @@ def _arrive(files: list[Path], src_root: Path, dst_root: Path) -> None:
         shutil.copy2(p, dst)
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
 def test_days_arriving_in_any_order_equal_one_clean_run(
-    sample_dir: Path, tmp_path: Path, clean: dict[str, pd.DataFrame]
+    sample_dir: Path, tmp_path: Path, clean: dict[str, pd.DataFrame], workers: int
 ) -> None:
     logs = tmp_path / "log_data"
-    config = write_config(tmp_path, sample_dir / "song_data", logs)
+    # With workers, batches of about two days each, so every night's batches run side by side.
+    batch = {"batch_mb": 0.25} if workers > 1 else {}
+    config = write_config(tmp_path, sample_dir / "song_data", logs, run={"workers": workers}, source=batch)
     days = log_days(sample_dir)
     # The last ten days first, then a backfill of the first ten, then the middle: users' levels must end
     # as in a single run even though older events arrive after newer ones.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -41,6 +42,41 @@ def test_a_signal_during_the_load_rolls_back_and_is_logged_recorded_and_measured
     after = read_tables(tmp_path / "wh.duckdb")
     for name, frame in before.items():
         pd.testing.assert_frame_equal(after[name], frame, obj=name)
+
+
+def _descendants(pid: int) -> set[int]:
+    out: set[int] = set()
+    stack = [pid]
+    while stack:
+        try:
+            children = Path(f"/proc/{stack.pop()}/task").glob("*/children")
+            found = {int(c) for f in children for c in f.read_text().split()}
+        except OSError:
+            continue
+        stack.extend(found - out)
+        out |= found
+    return out
+
+
+def test_a_signal_while_workers_run_the_batches_stops_every_worker_and_loads_nothing(
+    sample_dir: Path, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path, sample_dir / "song_data", sample_dir / "log_data", run={"workers": 2}, source={"batch_mb": 0.5}
+    )
+    proc = paused_run(config, "task-batch")  # a worker has staged a batch and waits there
+    workers = _descendants(proc.pid)
+    assert len(workers) >= 2, "the fork server and its workers"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert history(config)[0]["status"] == "interrupted"
+    assert len(read_tables(tmp_path / "wh.duckdb")["songplays"]) == 0
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{p}").exists() for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in workers if Path(f"/proc/{p}").exists()]
+    assert not left, f"worker processes outlived the run: {left}"
 
 
 def test_a_run_killed_right_after_its_commit_is_recorded_as_succeeded(sample_dir: Path, tmp_path: Path) -> None:

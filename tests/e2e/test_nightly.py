@@ -29,13 +29,17 @@ from tests.support.records import event
 BATCH_MB = [0.001, 0.004, 0.02, 256]
 
 
-def run_nights(root: Path, ds: scenarios.Dataset, nights: list[list[scenarios.Action]], batch_mb: list[float]) -> Path:
+def run_nights(
+    root: Path, ds: scenarios.Dataset, nights: list[list[scenarios.Action]], batch_mb: list[float], workers: list[int]
+) -> Path:
     source = scenarios.Source(root / "src")
     (root / "src" / "song_data").mkdir(parents=True)
     (root / "src" / "log_data").mkdir(parents=True)
-    for night, size in zip(nights, batch_mb, strict=True):
+    for night, size, n in zip(nights, batch_mb, workers, strict=True):
         source.apply(ds, night)
-        config = write_config(root, root / "src" / "song_data", root / "src" / "log_data", source={"batch_mb": size})
+        config = write_config(
+            root, root / "src" / "song_data", root / "src" / "log_data", source={"batch_mb": size}, run={"workers": n}
+        )
         summary = run(load_config(config), RunOptions())
         assert summary.status == "succeeded"
     return root / "wh.duckdb"
@@ -77,9 +81,11 @@ def test_any_delivery_over_nights_ends_equal_to_one_full_run(
     rng = np.random.default_rng(order)
     nights = scenarios.plan(ds, rng)
     sizes = [float(rng.choice(BATCH_MB)) for _ in nights]
+    # Each night in this process alone, or with its batches side by side in three worker processes.
+    workers = [int(rng.choice([1, 3])) for _ in nights]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        nightly = run_nights(root / "nightly", ds, nights, sizes)
+        nightly = run_nights(root / "nightly", ds, nights, sizes, workers)
         expected = scenarios.expected_folder(ds, nights, root / "expected")
         once = full_run(root / "once", expected)
         assert_same_tables(read_tables(nightly), read_tables(once))
