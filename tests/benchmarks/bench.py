@@ -1,15 +1,18 @@
 """``make bench``: the pipeline against two DuckDB-only builds of the same five tables, on the same files.
 
 Contenders, each in its own fresh process and database file, alternated run by run so neither gets a warmer
-machine: the whole ``python -m pipeline run`` process (from the shell prompt back to it), the hand-tuned DuckDB
-script (``duckdb_hand_tuned.py``) and the plain ``read_json`` build (``duckdb_sql_build.py``). Beside them, the
+machine: the whole ``python -m pipeline run`` process (from the shell prompt back to it), as configured (its
+batches on every core) and in one process (``run.workers: 1``), the hand-tuned DuckDB script (``duckdb_hand_tuned.py``) and the plain ``read_json`` build (``duckdb_sql_build.py``). Beside them, the
 pipeline's own reading and parsing of the logs and nothing else (``parse_floor.py``): the least any run that
 parses this way can take, so a target below it is out of reach of every other change. Peak memory is
 sampled from outside, every 10 ms, over the process and its children (VmRSS from /proc), and also read from
 the kernel's own high-water mark at exit (``ru_maxrss``); the two agree unless something resets the latter.
+Each pipeline run also reports its work (CPU-seconds, workers included) and its span (its wall time less the
+batches' phase, plus the longest task): on a small machine, what more cores could give.
 
     python tests/benchmarks/bench.py --songs 50000 --events 1000000 --repeat 3
     python tests/benchmarks/bench.py --scale      # the real sample, 15k songs, 1M and 10M events
+    python tests/benchmarks/bench.py --cpus 0,1   # every contender under taskset: the machine with two cores
 
 Then a night (the dataset's last log day added to a warehouse holding the others) and the commands that
 transform nothing (``--help``, ``config``, ``runs``, ``check``), timed the same way.
@@ -40,6 +43,8 @@ class Timing:
     peak_mb: float  # sampled from outside
     maxrss_mb: float  # the kernel's figure at exit
     out: str
+    # CPU seconds of the process and the descendants it waited for (its workers), as the kernel counts them.
+    cpu: float = 0.0
 
 
 def _tree_rss_kb(pid: int) -> int:
@@ -65,7 +70,7 @@ def run(cmd: list[str], env: dict[str, str]) -> Timing:
     """One child process: wall seconds from fork to exit, peak memory sampled and as the kernel reports it."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True, cwd=ROOT)
+        proc = subprocess.Popen([*PIN, *cmd], env=env, stdout=out, stderr=err, text=True, cwd=ROOT)
         peak = 0
         done = threading.Event()
 
@@ -87,7 +92,7 @@ def run(cmd: list[str], env: dict[str, str]) -> Timing:
         text = out.read()
         if proc.returncode != 0:
             sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.read()}\n{text}")
-    return Timing(wall, peak / 1024, usage.ru_maxrss / 1024, text)
+    return Timing(wall, peak / 1024, usage.ru_maxrss / 1024, text, usage.ru_utime + usage.ru_stime)
 
 
 def ensure_data(folder: Path, songs: int, events: int) -> None:
@@ -119,13 +124,19 @@ class Result:
     events: int
     runs: dict[str, list[Timing]] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
+    # The pipeline's own account of each run: its work (CPU-s, workers included) and its span (s).
+    work: dict[str, list[float]] = field(default_factory=dict)
+    spans: dict[str, list[float]] = field(default_factory=dict)
 
     def median(self, who: str) -> float:
         return statistics.median(t.wall for t in self.runs[who]) if self.runs[who] else float("nan")
 
 
 PARSE_ALONE = "the pipeline's parse alone"
-CONTENDERS = ("pipeline", PARSE_ALONE, "hand-tuned DuckDB", "plain DuckDB read_json")
+ONE_PROCESS = "pipeline, one process"
+CONTENDERS = ("pipeline", ONE_PROCESS, PARSE_ALONE, "hand-tuned DuckDB", "plain DuckDB read_json")
+# ``taskset -c LIST`` before every command when --cpus is given: the same machine with fewer cores.
+PIN: list[str] = []
 PIPELINE_RUN = [sys.executable, "-m", "pipeline", "run", "--json", "-q", "-c", "config.yaml"]
 
 
@@ -176,7 +187,7 @@ def nightly(data: Path, repeat: int) -> list[Timing]:
             print(
                 f"  run {i + 1} nightly {t.wall:>7.2f} s  peak {t.peak_mb:>6,.0f} MB  ("
                 + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items())
-                + ")",
+                + f"; {summary['workers']} worker(s))",
                 flush=True,
             )
         print(f"  median wall {statistics.median(t.wall for t in timings):.2f} s (target under 2 s)")
@@ -229,6 +240,9 @@ def measure(name: str, data: Path, repeat: int) -> Result:
                 env = pipeline_env(data / "song_data", data / "log_data", tmp)
                 if who == "pipeline":
                     cmd = PIPELINE_RUN
+                elif who == ONE_PROCESS:
+                    cmd = PIPELINE_RUN
+                    env["SPARKIFY__RUN__WORKERS"] = "1"
                 elif who == PARSE_ALONE:
                     cmd = [sys.executable, "-m", "tests.benchmarks.parse_floor"]
                 else:
@@ -236,13 +250,24 @@ def measure(name: str, data: Path, repeat: int) -> Result:
                     cmd = [sys.executable, "-m", f"tests.benchmarks.{module}", songs_glob, logs_glob, f"{tmp}/x.duckdb"]
                 t = run(cmd, env)
                 result.runs[who].append(t)
-                if who == "pipeline":
-                    result.summary = json.loads(t.out)
+                extra = ""
+                if who in ("pipeline", ONE_PROCESS):
+                    summary = json.loads(t.out)
+                    result.spans.setdefault(who, []).append(summary["span_seconds"])
+                    result.work.setdefault(who, []).append(summary["work_seconds"])
+                    extra = (
+                        f"  work {summary['work_seconds']:.1f} CPU-s, span {summary['span_seconds']:.2f} s, "
+                        f"{summary['workers']} worker(s)"
+                    )
+                    if who == "pipeline":
+                        result.summary = summary
                 elif who == PARSE_ALONE:
                     check_parse_alone(json.loads(t.out), result.summary)
+                else:
+                    extra = f"  work {t.cpu:.1f} CPU-s"
                 print(
                     f"  run {i + 1} {who:<27} {t.wall:>7.2f} s  peak {t.peak_mb:>6,.0f} MB sampled, "
-                    f"{t.maxrss_mb:>6,.0f} MB by the kernel",
+                    f"{t.maxrss_mb:>6,.0f} MB by the kernel{extra}",
                     flush=True,
                 )
             finally:
@@ -250,10 +275,11 @@ def measure(name: str, data: Path, repeat: int) -> Result:
     s = result.summary
     print("  pipeline stages (last run): " + ", ".join(f"{k} {v:.2f}" for k, v in s["seconds"].items()))
     print("  pipeline per-stage peak MB: " + ", ".join(f"{k} {v:,.0f}" for k, v in s["peak_memory_mb"].items()))
-    pipe, parse, hand, plain = (result.median(c) for c in CONTENDERS)
+    pipe, one, parse, hand, plain = (result.median(c) for c in CONTENDERS)
     peak = max(t.peak_mb for t in result.runs["pipeline"])
     print(
-        f"  median wall: pipeline {pipe:.2f} s, the pipeline's parse alone {parse:.2f} s, "
+        f"  median wall: pipeline {pipe:.2f} s ({result.summary.get('workers')} workers; in one process {one:.2f} s), "
+        f"the pipeline's parse alone {parse:.2f} s, "
         f"hand-tuned {hand:.2f} s, plain {plain:.2f} s; "
         f"pipeline / hand-tuned = {pipe / hand:.2f}x (target 0.8x or less), "
         f"parse alone / hand-tuned = {parse / hand:.2f}x, pipeline / plain = {pipe / plain:.2f}x; "
@@ -275,6 +301,7 @@ def machine() -> dict[str, object]:
         model = names[0] if names else ""
     return {
         "cores": os.cpu_count(),
+        "cores_used": PIN[-1] if PIN else f"all ({len(os.sched_getaffinity(0))})",
         "cpu": model or platform.processor(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "python": platform.python_version(),
@@ -303,6 +330,10 @@ def write_results(results: list[Result], night: list[Timing], light: dict[str, l
                 "wall_s": {c: [round(t.wall, 3) for t in r.runs[c]] for c in CONTENDERS},
                 "peak_mb": {c: [round(t.peak_mb) for t in r.runs[c]] for c in CONTENDERS},
                 "pipeline_seconds_by_stage": r.summary.get("seconds", {}),
+                "pipeline_workers": r.summary.get("workers"),
+                "work_cpu_s": r.work,
+                "span_s": r.spans,
+                "cpu_s_by_the_kernel": {c: [round(t.cpu, 2) for t in r.runs[c]] for c in CONTENDERS},
             }
             for r in results
         ],
@@ -326,7 +357,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each contender, alternated (default 3)")
     ap.add_argument("--data", help="dataset folder (default build/bench/<songs>-<events>, generated if missing)")
     ap.add_argument("--scale", action="store_true", help="the real sample, 15k songs/8k events, 1M and 10M events")
+    ap.add_argument("--cpus", help="run every contender under taskset -c CPUS (e.g. 0,1): the machine with fewer cores")
     args = ap.parse_args()
+    if args.cpus:
+        PIN.extend(["taskset", "-c", args.cpus])
 
     if not args.scale:
         data = Path(args.data) if args.data else ROOT / "build" / "bench" / f"{args.songs}-{args.events}"
