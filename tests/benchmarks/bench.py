@@ -2,7 +2,8 @@
 
 Contenders, each in its own fresh process and database file, alternated run by run so neither gets a warmer
 machine: the whole ``python -m pipeline run`` process (from the shell prompt back to it), as configured (its
-batches on every core) and in one process (``run.workers: 1``), the hand-tuned DuckDB script (``duckdb_hand_tuned.py``) and the plain ``read_json`` build (``duckdb_sql_build.py``). Beside them, the
+batches on every core) and in one process (``run.workers: 1``), the hand-tuned DuckDB script
+(``duckdb_hand_tuned.py``) and the plain ``read_json`` build (``duckdb_sql_build.py``). Beside them, the
 pipeline's own reading and parsing of the logs and nothing else (``parse_floor.py``): the least any run that
 parses this way can take, so a target below it is out of reach of every other change. Peak memory is
 sampled from outside, every 10 ms, over the process and its children (VmRSS from /proc), and also read from
