@@ -25,7 +25,6 @@ from pipeline.load.base import Destination
 from pipeline.ops import aws, memory
 from pipeline.ops.retry import with_retries
 from pipeline.run import metrics
-from pipeline.run.pool import cpu_seconds
 from pipeline.run.redelivery import Held, ShrinkGuard
 from pipeline.run.rejects import RejectWeights, append_rejects, weigh_rejects
 from pipeline.run.selection import RunOptions, select_files
@@ -66,7 +65,9 @@ class RunContext:
         self.ledger: dict[str, tuple[str, int, str]] = {}
         self.weights: dict[str, RejectWeights] = {}
         self.committed = False
-        self.began = time.perf_counter()
+        self.began, self.cpu_began = time.perf_counter(), time.process_time()
+        # CPU seconds of the tasks run apart from this process (worker processes).
+        self.task_cpu = 0.0
         # The batches' phase: its wall seconds, and the longest task run apart from this process (0: none).
         self.batch_phase = (0.0, 0.0)
         self.dest: Destination = destination_for(cfg)
@@ -199,7 +200,7 @@ class RunContext:
         s = self.summary
         wall = time.perf_counter() - self.began
         phase, longest = self.batch_phase
-        s.work_seconds = round(cpu_seconds(), 2)
+        s.work_seconds = round(time.process_time() - self.cpu_began + self.task_cpu, 2)
         s.span_seconds = round(wall - phase + longest if longest else wall, 2)
         try:
             self.dest.end_run(

@@ -75,7 +75,7 @@ def _process(
     import ray
 
     node = ray.get_runtime_context().get_node_id()
-    return process_group(cfg, run_id, task, files, lookup, guard, cfg.source.batch_bytes, node).outcomes
+    return process_group(cfg, run_id, task, files, lambda: lookup, guard, cfg.source.batch_bytes, node).outcomes
 
 
 class RayEngine(Engine):

@@ -108,6 +108,13 @@ class Engine(ABC):
         self.tasks: dict[str, int] = {}
         # Wall seconds of each task that ran a group of batches apart from this process: the longest is the span.
         self.task_seconds: list[float] = []
+        # CPU seconds those tasks used (this process's own are counted by the run).
+        self.task_cpu = 0.0
+
+    def read_batch_bytes(self, files: list[SourceFile]) -> int:
+        """How much of the logs one batch reads, for the run's ``files`` (a larger file is streamed in pieces,
+        and a piece cannot be weighed by the shrink guard)."""
+        return self.cfg.source.batch_bytes
 
     def close(self) -> None:  # noqa: B027 (most engines start nothing to stop)
         """Stop whatever the engine started (worker processes): called when the run ends, however it ends."""

@@ -1,4 +1,4 @@
-"""``engine: local`` on more than one core: the run's batches side by side in worker processes.
+"""``engine: local`` on more cores: the run's batches side by side in worker processes.
 
 The workers run exactly what a Ray task runs (``tasks.process_group``, ``tasks.read_song_group``): each reads,
 parses, transforms and stages its own group of files and hands back only its outcomes (counts, rejects, the
@@ -6,21 +6,28 @@ partial users rows and level points), which this process combines as it always d
 whatever the number of workers: every batch is a pure function of its records, and the combination is decided
 by the data, never by the order outcomes arrive in.
 
-Memory stays within the configured budget whatever the core count: the workers share ``source.batch_mb``,
-each reading batches of ``batch_mb / workers``. Workers come from a fork server started once per process (it
-imports the batch code once; each worker is a fork of it, with none of this process's threads or connections).
-They ignore Ctrl-C, which the run handles; a run that fails or is interrupted stops them before it returns.
+Tasks are handed out as soon as the log files are listed: workers parse while this process reads the song
+files, and wait for the song lookup (a file this process writes once) only to match their first batch. The
+workers share ``source.batch_mb``: each reads batches of ``batch_mb / workers``. They come from a fork server
+(none of this process's threads or connections are copied into them), log through this process's handlers,
+ignore Ctrl-C (the run handles it), end if this process dies, and are stopped before a run returns.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import multiprocessing
 import os
-import resource
+import shutil
 import signal
-from collections.abc import Generator
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -42,78 +49,175 @@ SONG_FILES_PER_WORKER = 2_000
 # With ``run.workers: 0``, a night with less log data than this runs in this process: starting workers would
 # cost more than they save.
 MIN_PARALLEL_BYTES = 32 << 20
-# With ``run.workers: 0``, no more workers than leave each batches of this size: per-batch costs would outweigh
-# the parallelism.
+# With ``run.workers: 0``, no more workers than leave each batches of this size.
 MIN_BATCH_BYTES = 8 << 20
+# With ``run.workers: 0``, fewer cores than this run in one process: its parsing thread, its transforms and its
+# writer thread already keep two cores busy, and workers only add their start-up (docs/decisions.md).
+MIN_CORES = 4
+# Environment a task carries to its worker: credentials that rotate, and the fault-injection switches.
+TASK_ENV = ("AWS_", "SPARKIFY_")
 
 
 def cores() -> int:
-    """The cores this process may run on (its CPU affinity, which ``taskset`` and containers set)."""
+    """The cores this process may use: its CPU affinity (``taskset``), and a cgroup CPU quota (containers)."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            n = min(n, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return n
 
 
 def workers_for(cfg: Config) -> int:
-    """Worker processes for a run: ``run.workers``, or with 0 every core, as many as the batch budget can feed."""
+    """Worker processes for a run: ``run.workers``, or with 0 every core (from four up), as many as the batch
+    budget can feed."""
     if cfg.run.workers:
         return cfg.run.workers
-    return max(1, min(cores(), cfg.source.batch_bytes // MIN_BATCH_BYTES))
+    n = cores()
+    if n < MIN_CORES or not _main_importable():
+        return 1
+    return max(1, min(n, cfg.source.batch_bytes // MIN_BATCH_BYTES))
 
 
-def _quiet_worker() -> None:
+def _main_importable() -> bool:
+    """Workers import the main module again: one typed at a prompt or piped in cannot be."""
+    main = sys.modules.get("__main__")
+    return getattr(main, "__spec__", None) is not None or bool(getattr(main, "__file__", None))
+
+
+# ---- in the worker
+
+
+_lookups: dict[str, pd.DataFrame] = {}
+
+
+def _worker_init(logs: Any, level: int, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the run handles it
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(logs)]
+    logging.getLogger("pipeline").setLevel(level)
+    import pyarrow as pa
+
+    pa.set_cpu_count(threads)  # the cores are shared out between the workers
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # a run killed outright (SIGKILL, the OOM killer) takes its workers with it
+
+        def orphaned() -> None:
+            multiprocessing.connection.wait([parent.sentinel])
+            os._exit(1)
+
+        threading.Thread(target=orphaned, name="parent-watch", daemon=True).start()
 
 
 def _warm() -> int:
     return os.getpid()
 
 
+def _lookup(path: str) -> pd.DataFrame:
+    """The run's song lookup, once this process has written it (parsing does not wait for it, matching does)."""
+    if path not in _lookups:
+        while not os.path.exists(path):
+            time.sleep(0.02)
+        _lookups.clear()
+        _lookups[path] = pd.read_parquet(path)
+    return _lookups[path]
+
+
+def _with_env(env: dict[str, str], fn: Callable[..., Any], *args: Any) -> Any:
+    for key in [k for k in os.environ if k.startswith(TASK_ENV) and k not in env]:
+        del os.environ[key]
+    os.environ.update(env)
+    return fn(*args)
+
+
+def _song_group(cfg: Config, files: list[SourceFile]) -> tuple[Extracted, float]:
+    start = time.process_time()
+    x = read_song_group(cfg, files)
+    return x, time.process_time() - start
+
+
+def _log_group(
+    cfg: Config, run_id: str, task: int, files: list[SourceFile], lookup: str, guard: ShrinkGuard | None, size: int
+) -> GroupResult:
+    return process_group(cfg, run_id, task, files, lambda: _lookup(lookup), guard, size)
+
+
+# ---- in the run's process
+
+
 class PooledEngine(LocalEngine):
-    """The local engine with its batches in ``workers`` processes."""
+    """The local engine with its batches in ``wanted`` processes, started when a night is worth it."""
 
     def __init__(self, cfg: Config, workers: int):
         super().__init__(cfg)
         self.wanted = workers
         self.batch_bytes = max(1, cfg.source.batch_bytes // workers)
         self._pool: ProcessPoolExecutor | None = None
+        self._parallel: bool | None = None
+        self._lock = threading.Lock()
+        self._listener: logging.handlers.QueueListener | None = None
+        self._lookup_dir = ""
+        self._logs_handed_out = False
+
+    def read_batch_bytes(self, files: list[SourceFile]) -> int:
+        """How much of the logs a batch reads (a larger file is streamed in pieces): decided once per run."""
+        if self._parallel is None:
+            self._parallel = bool(self.cfg.run.workers) or sum(f.weight for f in files) >= MIN_PARALLEL_BYTES
+        return self.batch_bytes if self._parallel else self.cfg.source.batch_bytes
 
     def _start(self) -> ProcessPoolExecutor:
-        """The workers, started on first need: for a night too small to gain from them, never."""
-        if self._pool is None:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["pipeline.run.tasks"])
-            self._pool = ProcessPoolExecutor(self.wanted, mp_context=ctx, initializer=_quiet_worker)
-            self.workers = self.wanted
-            for _ in range(self.wanted):  # each imports nothing more, but is forked now rather than on a batch
-                self._pool.submit(_warm)
-        return self._pool
+        with self._lock:
+            if self._pool is None:
+                ctx = multiprocessing.get_context("forkserver")
+                ctx.set_forkserver_preload(["pipeline.run.tasks"])
+                queue = ctx.Queue()
+                self._listener = logging.handlers.QueueListener(
+                    queue, *logging.getLogger().handlers, respect_handler_level=True
+                )
+                self._listener.start()
+                level = logging.getLogger("pipeline").getEffectiveLevel()
+                share = max(1, cores() // self.wanted)
+                self._pool = ProcessPoolExecutor(
+                    self.wanted, mp_context=ctx, initializer=_worker_init, initargs=(queue, level, share)
+                )
+                self.workers = self.wanted
+                for _ in range(self.wanted):  # forked now, not on the first batch
+                    self._pool.submit(_warm)
+            return self._pool
 
     def close(self) -> None:
         """Stop the workers, even mid-task (a failed or interrupted run must not leave them writing)."""
-        if self._pool is None:
-            return
-        # Taken before the shutdown, which forgets them.
-        processes = list((self._pool._processes or {}).values())
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-        for process in processes:
-            process.join(5)
-
-    def _worth_it(self, size: int) -> bool:
-        return bool(self.cfg.run.workers) or size >= MIN_PARALLEL_BYTES
+        if self._pool is not None:
+            # Taken before the shutdown, which forgets them.
+            processes = list((self._pool._processes or {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+            for process in processes:
+                process.join(5)
+        if self._listener is not None:
+            self._listener.stop()
+        if self._lookup_dir:
+            shutil.rmtree(self._lookup_dir, ignore_errors=True)
 
     def read_songs(self, fs: Any, files: list[SourceFile]) -> Extracted:
-        if len(files) < 2 * SONG_FILES_PER_WORKER or not (self._pool or self._worth_it(0)):
+        # Log tasks handed out already hold every worker until the lookup these songs make: this process reads
+        # them then, while the workers parse.
+        if len(files) < 2 * SONG_FILES_PER_WORKER or not self._parallel or self._logs_handed_out:
             return super().read_songs(fs, files)
         parts = min(self.wanted, len(files) // SONG_FILES_PER_WORKER)
-        groups = runs_of(files, parts, self.cfg.source.batch_bytes)
+        groups = runs_of(files, parts, self.batch_bytes)
         pool = self._start()
-        futures = [pool.submit(read_song_group, self.cfg, [files[i] for i in g]) for g in groups]
-        return merge_song_groups(files, groups, [f.result() for f in futures])
+        futures = [pool.submit(_with_env, _env(), _song_group, self.cfg, [files[i] for i in g]) for g in groups]
+        results: list[tuple[Extracted, float]] = [f.result() for f in futures]
+        self.task_cpu += sum(cpu for _, cpu in results)
+        return merge_song_groups(files, groups, [x for x, _ in results])
 
     def process_logs(
         self,
@@ -124,69 +228,81 @@ class PooledEngine(LocalEngine):
         timed: Timer,
         guard: ShrinkGuard | None = None,
     ) -> Outcomes:
-        if not self._worth_it(sum(f.weight for f in files)):
+        self.read_batch_bytes(files)
+        if not self._parallel:
             return super().process_logs(fs, files, lookup, stager, timed, guard)
-        self._start()  # the workers start while the song files are read
-        # The tasks carry the lookup, so they are submitted once it is known (when the first outcome is asked for).
-        return Outcomes(self._run_tasks(files, lookup, stager, timed, guard))
-
-    def _run_tasks(
-        self,
-        files: list[SourceFile],
-        lookup: Future[pd.DataFrame],
-        stager: Stager,
-        timed: Timer,
-        guard: ShrinkGuard | None,
-    ) -> Generator[BatchOutcome, None, None]:
+        self._lookup_dir = tempfile.mkdtemp(prefix="sparkify-lookup-")  # the workers' local copy of the lookup
+        path = os.path.join(self._lookup_dir, f"{stager.run_id}.parquet")
         groups = plan(files, self.batch_bytes)
-        size = {n: sum(files[i].size for i in g) for n, g in enumerate(groups)}
+        self._logs_handed_out = bool(groups)
+        futures: dict[Future[GroupResult], list[SourceFile]] = {}
+        # Handed out now, from a thread (the fork server takes a moment to start): the workers parse while this
+        # process reads the song files.
+        submitted = threading.Thread(
+            target=self._submit, args=(groups, files, path, stager.run_id, guard, futures), daemon=True
+        )
+        submitted.start()
+        return Outcomes(self._outcomes(submitted, futures, lookup, path, sum(f.size for f in files), timed))
+
+    def _submit(
+        self,
+        groups: list[list[int]],
+        files: list[SourceFile],
+        path: str,
+        run_id: str,
+        guard: ShrinkGuard | None,
+        futures: dict[Future[GroupResult], list[SourceFile]],
+    ) -> None:
         pool = self._start()
-        with Progress("log data", total=sum(size.values()), unit="B") as bar:
-            table = lookup.result()
-            futures = {
-                pool.submit(
-                    process_group,
-                    self.cfg,
-                    stager.run_id,
-                    n,
-                    [files[i] for i in group],
-                    table,
-                    guard,
-                    self.batch_bytes,
-                ): n
-                for n, group in enumerate(groups)
-            }
-            log.info("%d log file groups in %d worker processes", len(futures), self.workers)
+        env = _env()
+        for n, group in enumerate(groups):
+            mine = [files[i] for i in group]
+            args = (self.cfg, run_id, n, mine, path, guard, self.batch_bytes)
+            futures[pool.submit(_with_env, env, _log_group, *args)] = mine
+        log.info("%d log file groups handed to %d worker processes", len(groups), self.wanted)
+
+    def _outcomes(
+        self,
+        submitted: threading.Thread,
+        futures: dict[Future[GroupResult], list[SourceFile]],
+        lookup: Future[pd.DataFrame],
+        path: str,
+        size: int,
+        timed: Timer,
+    ) -> Generator[BatchOutcome, None, None]:
+        # First asked for once the song side has set the lookup: written where the workers wait for it.
+        _publish(lookup.result(), path)
+        with Progress("log data", total=size, unit="B") as bar:
+            with timed("extract"):
+                submitted.join()
+            if self._pool is None:
+                raise RuntimeError("the worker processes could not be started; see the error above")
             pending = as_completed(futures)
             while True:
                 with timed("extract"):  # waiting for the workers, which read, transform and stage
                     done = next(pending, None)
                 if done is None:
                     return
-                result: GroupResult = done.result()
+                try:
+                    result = done.result()
+                except BrokenProcessPool as exc:
+                    names = ", ".join(f.url for f in futures[done][:3])
+                    raise RuntimeError(
+                        f"a worker process died (out of memory?) while reading {names}: nothing was loaded. "
+                        "Lower source.batch_mb or run.workers and run again."
+                    ) from exc
                 self.task_seconds.append(result.seconds)
-                bar.update(size[futures[done]])
+                self.task_cpu += result.cpu
+                bar.update(sum(f.size for f in futures[done]))
                 yield from result.outcomes
 
 
-def _forkserver_cpu() -> float:
-    """CPU seconds of this process's fork server so far (Linux), which no wait will ever count."""
-    from multiprocessing import forkserver
-
-    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
-    if not pid:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    # utime, stime, cutime, cstime (fields 14-17), in clock ticks.
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(TASK_ENV)}
 
 
-def cpu_seconds() -> float:
-    """The run's work so far: CPU seconds of this process, of its workers that have ended, and of the fork
-    server they came from."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime + _forkserver_cpu()
+def _publish(lookup: pd.DataFrame, path: str) -> None:
+    """Write the lookup where the workers wait for it, whole or not at all."""
+    partial = path + ".partial"
+    lookup.to_parquet(partial, index=False)
+    os.replace(partial, path)

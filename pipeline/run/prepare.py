@@ -53,7 +53,7 @@ def prepare(ctx: RunContext, engine: Engine, stager: staging.Stager, lookup: Fut
         ctx.ledger = ledger
         log_fs, log_files, log_gone = ctx.list_source(cfg.source.log_data, LOG_SOURCE, ledger)
         log_guard = ctx.shrink_guard(EVENT_RECORDS, log_files)
-        log_files, held = held_by_size(log_files, ledger, log_guard, cfg.source.batch_bytes)
+        log_files, held = held_by_size(log_files, ledger, log_guard, engine.read_batch_bytes(log_files))
         ctx.count(LOG_SOURCE.name, 0, [], 0, [], held=held)
         # The engine may start reading the logs now, while the song files are listed and read: a batch waits
         # for the lookup only to be matched. Closed whatever happens, so nothing goes on parsing after a

@@ -66,6 +66,7 @@ class _Run(RunContext):
         finally:
             engine.close()
             self.summary.workers = engine.workers
+            self.task_cpu = engine.task_cpu
         self.summary.engine = engine.name
         self.summary.ray_tasks = dict(engine.tasks)
         self.summary.ray_nodes_used = len(engine.nodes)

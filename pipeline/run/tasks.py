@@ -19,7 +19,7 @@ from pipeline.extract.reader import extract, extract_segments
 from pipeline.extract.records import FILE_COL, Extracted
 from pipeline.extract.sources import LOG_SOURCE, SONG_SOURCE
 from pipeline.load.stage import Stager
-from pipeline.ops import faults
+from pipeline.ops import faults, memory
 from pipeline.ops.retry import with_retries
 from pipeline.run.engine import BatchOutcome, process_batch
 from pipeline.run.redelivery import ShrinkGuard
@@ -90,8 +90,11 @@ def merge_song_groups(files: list[SourceFile], groups: list[list[int]], results:
 @dataclass
 class GroupResult:
     outcomes: list[BatchOutcome]
-    # Wall seconds the task took: the longest is the run's span over its batches.
+    # Wall seconds the task took, its wait for the song lookup included: the longest is the run's span over its
+    # batches.
     seconds: float
+    # CPU seconds it used: the run's work.
+    cpu: float
 
 
 def process_group(
@@ -99,15 +102,16 @@ def process_group(
     run_id: str,
     task: int,
     files: list[SourceFile],
-    lookup: pd.DataFrame,
+    lookup: Callable[[], pd.DataFrame],
     guard: ShrinkGuard | None,
     batch_bytes: int,
     node: str = "",
 ) -> GroupResult:
-    """Read, parse, transform and stage a group of log files, batch by batch (``engine.process_batch``)."""
+    """Read, parse, transform and stage a group of log files, batch by batch (``engine.process_batch``).
+    ``lookup`` is asked for once the first batch is parsed: a worker may start before the song side ends."""
     from pipeline.ops import aws
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if cfg.staging.path.startswith("s3://") or cfg.warehouse.target == "redshift":
         aws.configure_wrangler(cfg)  # awswrangler in-process, on pandas frames, in this worker too
     fs, _ = open_fs(cfg.source.log_data, cfg.storage_options())
@@ -121,9 +125,11 @@ def process_group(
     with closing(stager):
         for k, segments in enumerate(read_batches(fs, files, batch_bytes, cfg.source.concurrency, retry)):
             x = extract_segments(LOG_SOURCE, files, segments)
-            outcome = process_batch(x, lookup, stager, f"t{task:05d}-{k:03d}", guard=guard)
+            outcome = process_batch(x, lookup(), stager, f"t{task:05d}-{k:03d}", guard=guard)
             outcome.node = node
             out.append(outcome)
+            del x
+            memory.release()  # as a run does after each batch: the next one reuses what this one freed
             faults.checkpoint("task-batch")
         stager.flush()  # the task's files are written before it reports them
-    return GroupResult(out, time.perf_counter() - start)
+    return GroupResult(out, time.perf_counter() - start, time.process_time() - cpu)

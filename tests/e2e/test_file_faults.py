@@ -141,14 +141,26 @@ def test_a_redelivery_that_loses_most_of_a_day_is_held_until_accepted(
         assert day_plays(read_tables(tmp_path / "wh.duckdb")).empty
 
 
-def test_a_redelivery_too_large_for_one_batch_is_weighed_by_its_size(sample_copy: Path, tmp_path: Path) -> None:
-    small_batches = {"batch_mb": 0.002}  # every day larger than a batch: read in pieces
-    config = write_config(tmp_path, sample_copy / "song_data", sample_copy / "log_data", source=small_batches)
-    assert cli("run", "-q", "-c", str(config)).returncode == 0
-    before = read_tables(tmp_path / "wh.duckdb")
+@pytest.mark.parametrize("workers", [1, 4], ids=["one-process", "four-workers"])
+def test_a_redelivery_too_large_for_one_batch_is_weighed_by_its_size(
+    sample_copy: Path, tmp_path: Path, workers: int
+) -> None:
     day = max((sample_copy / "log_data").rglob("*.json"), key=lambda p: p.stat().st_size)
     lines = day.read_bytes().split(b"\n")
-    day.write_bytes(b"\n".join(lines[: len(lines) // 4]))
+    shrunk = b"\n".join(lines[: len(lines) // 4])
+    # One process: every day larger than a batch, read in pieces. Four workers: the shrunk day fits the run's
+    # batch but not a worker's quarter of it, so the workers read it in pieces.
+    batch_mb = 0.002 if workers == 1 else 2 * len(shrunk) / (1 << 20)
+    config = write_config(
+        tmp_path,
+        sample_copy / "song_data",
+        sample_copy / "log_data",
+        source={"batch_mb": batch_mb},
+        run={"workers": workers},
+    )
+    assert cli("run", "-q", "-c", str(config)).returncode == 0
+    before = read_tables(tmp_path / "wh.duckdb")
+    day.write_bytes(shrunk)
     proc = cli("run", "--json", "-c", str(config))
     assert proc.returncode == 6, proc.stderr
     [held] = summary_of(proc)["files_held"]

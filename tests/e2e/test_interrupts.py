@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tests.support.helpers import cli, history, paused_run, read_tables, write_config
+from tests.support.helpers import cli, descendants, history, paused_run, read_tables, write_config
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -44,20 +44,6 @@ def test_a_signal_during_the_load_rolls_back_and_is_logged_recorded_and_measured
         pd.testing.assert_frame_equal(after[name], frame, obj=name)
 
 
-def _descendants(pid: int) -> set[int]:
-    out: set[int] = set()
-    stack = [pid]
-    while stack:
-        try:
-            children = Path(f"/proc/{stack.pop()}/task").glob("*/children")
-            found = {int(c) for f in children for c in f.read_text().split()}
-        except OSError:
-            continue
-        stack.extend(found - out)
-        out |= found
-    return out
-
-
 def test_a_signal_while_workers_run_the_batches_stops_every_worker_and_loads_nothing(
     sample_dir: Path, tmp_path: Path
 ) -> None:
@@ -65,7 +51,7 @@ def test_a_signal_while_workers_run_the_batches_stops_every_worker_and_loads_not
         tmp_path, sample_dir / "song_data", sample_dir / "log_data", run={"workers": 2}, source={"batch_mb": 0.5}
     )
     proc = paused_run(config, "task-batch")  # a worker has staged a batch and waits there
-    workers = _descendants(proc.pid)
+    workers = descendants(proc.pid)
     assert len(workers) >= 2, "the fork server and its workers"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)

@@ -172,3 +172,18 @@ def no_thread_left(prefix: str) -> None:
     while any(t.name.startswith(prefix) for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(t.name.startswith(prefix) for t in threading.enumerate())
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` now (Linux): its children, theirs, and so on."""
+    out: set[int] = set()
+    stack = [pid]
+    while stack:
+        try:
+            children = Path(f"/proc/{stack.pop()}/task").glob("*/children")
+            found = {int(c) for f in children for c in f.read_text().split()}
+        except OSError:
+            continue
+        stack.extend(found - out)
+        out |= found
+    return out
