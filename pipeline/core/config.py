@@ -101,9 +101,9 @@ class RunConfig:
     retry_base_seconds: float = 1.0
     #: Prometheus text file written after every run (node_exporter's textfile collector); empty for none.
     metrics_path: str = "build/sparkify.prom"
-    #: Worker processes for the local engine's batches; 0 for every core the run may use (as many as leave
-    #: batches of 8 MB). They share source.batch_mb (each reads batches of batch_mb / workers), so memory does not
-    #: grow with the core count.
+    #: Worker processes for the local engine's batches; 0 for one per core from four cores up (as many as leave
+    #: batches of 8 MB), and one process below. They share source.batch_mb: each reads batches of
+    #: batch_mb / workers.
     workers: int = 0
 
 

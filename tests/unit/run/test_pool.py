@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -11,7 +13,15 @@ import pytest
 from pipeline.core.config import load_config
 from pipeline.extract.discover import SourceFile
 from pipeline.run import pool
-from tests.support.helpers import assert_same_tables, descendants, paused_run, read_tables, run_here, write_config
+from tests.support.helpers import (
+    assert_same_tables,
+    descendants,
+    history,
+    paused_run,
+    read_tables,
+    run_here,
+    write_config,
+)
 
 
 def test_batches_in_three_workers_give_the_tables_of_one_process(
@@ -77,3 +87,20 @@ def test_a_run_killed_outright_takes_its_workers_with_it(sample_dir: Path, tmp_p
     while any(Path(f"/proc/{p}").exists() for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [p for p in workers if Path(f"/proc/{p}").exists()], "workers outlived a killed run"
+
+
+def test_a_worker_that_dies_fails_the_run_naming_its_files_and_loads_nothing(sample_dir: Path, tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, sample_dir / "song_data", sample_dir / "log_data", run={"workers": 2}, source={"batch_mb": 0.5}
+    )
+    proc = paused_run(config, "task-batch")
+    direct = {int(c) for f in Path(f"/proc/{proc.pid}/task").glob("*/children") for c in f.read_text().split()}
+    workers = descendants(proc.pid) - direct  # forked by the fork server, not by the run
+    assert workers
+    os.kill(min(workers), signal.SIGKILL)  # as the OOM killer would
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "a worker process died (out of memory?) while reading" in err and "log_data" in err
+    assert "nothing was loaded" in err
+    assert history(config)[0]["status"] == "failed"
+    assert len(read_tables(tmp_path / "wh.duckdb")["songplays"]) == 0
