@@ -22,7 +22,7 @@ import yaml
 
 ENV_PREFIX = "SPARKIFY__"
 # The built-in demo location: the only place synthetic data is ever generated into (``demo`` settings).
-DEMO_ROOT = Path(__file__).resolve().parents[1] / "data" / "demo"
+DEMO_ROOT = Path(__file__).resolve().parents[2] / "data" / "demo"  # the repository's own data/demo
 TARGETS = ("duckdb", "redshift")
 
 

@@ -35,6 +35,9 @@ from pipeline.run.tasks import merge_song_groups, plan, process_group, read_song
 
 log = logging.getLogger(__name__)
 
+# The whole ``pipeline`` package, shipped to the cluster's workers.
+PACKAGE = Path(__file__).resolve().parents[1]
+
 
 def init(cfg: Config) -> None:
     # Under `uv run`, Ray would build a fresh environment per worker from the project file, without the
@@ -50,7 +53,7 @@ def init(cfg: Config) -> None:
         # Ship this package to the workers, so a cluster whose image has only the dependencies runs it.
         ray.init(
             address=cfg.ray.address or None,
-            runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]},
+            runtime_env={"py_modules": [str(PACKAGE)]},
             logging_level=logging.WARNING,
             log_to_driver=False,
         )

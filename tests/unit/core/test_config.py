@@ -180,3 +180,18 @@ def test_every_configurable_target_is_a_registered_destination() -> None:
     from pipeline.load import DESTINATIONS
 
     assert set(TARGETS) == set(DESTINATIONS)
+
+
+def test_the_shipped_config_points_at_the_demo_folders_a_fresh_clone_fills() -> None:
+    """``make run`` on a fresh clone generates the demo data only where config.yaml points: the two must agree."""
+    from pipeline.core.config import DEMO_ROOT
+
+    cfg = load_config(ROOT / "config.yaml")
+    assert DEMO_ROOT == ROOT / "data" / "demo"
+    assert (Path(cfg.source.song_data), Path(cfg.source.log_data)) == (DEMO_ROOT / "song_data", DEMO_ROOT / "log_data")
+
+
+def test_the_ray_engine_ships_the_whole_package() -> None:
+    from pipeline.run.distributed import PACKAGE
+
+    assert PACKAGE == ROOT / "pipeline" and (PACKAGE / "cli.py").exists()
