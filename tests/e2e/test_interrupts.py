@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
-from tests.support.helpers import cli, descendants, history, paused_run, read_tables, write_config
+from tests.support.helpers import cli, descendants, history, no_process_left, paused_run, read_tables, write_config
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -58,11 +57,7 @@ def test_a_signal_while_workers_run_the_batches_stops_every_worker_and_loads_not
     assert proc.returncode == 143, err
     assert history(config)[0]["status"] == "interrupted"
     assert len(read_tables(tmp_path / "wh.duckdb")["songplays"]) == 0
-    deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{p}").exists() for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = [p for p in workers if Path(f"/proc/{p}").exists()]
-    assert not left, f"worker processes outlived the run: {left}"
+    no_process_left(workers, "worker processes outlived the run")
 
 
 def test_a_run_killed_right_after_its_commit_is_recorded_as_succeeded(sample_dir: Path, tmp_path: Path) -> None:

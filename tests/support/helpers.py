@@ -165,6 +165,15 @@ def run_here(config: Path, full_refresh: bool = False) -> Any:
     return run(load_config(config), RunOptions(full_refresh=full_refresh))
 
 
+def no_process_left(pids: set[int], what: str) -> None:
+    """Fail unless every process in ``pids`` has ended within 10 s (Linux: by /proc)."""
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{p}").exists() for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in pids if Path(f"/proc/{p}").exists()]
+    assert not left, f"{what}: {left}"
+
+
 def no_thread_left(prefix: str) -> None:
     """Fail unless every thread whose name starts with ``prefix`` has ended within 5 s (a background thread
     ends after the item it is working on, not at once)."""

@@ -7,8 +7,9 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.core.schema import EVENT_KEYS
 from pipeline.reconcile import plan
-from pipeline.transform import catalogue, levels, user_rows
+from pipeline.transform import catalogue, frames, levels, user_rows
 from tests.support.records import event, events_frame, song, songs_frame
 
 T0 = 1_541_105_830_796
@@ -96,7 +97,7 @@ def test_with_nothing_contested_and_no_holes_the_fixes_are_the_combined_rows() -
     run_users, run_points, run_holes = _run(event(userId="2", level="paid"))
     stored_users, stored_levels = _stored(event(userId="2", level="free", ts=T0 - 5000))
     combined = plan.combine_with_stored(run_users, run_points, run_holes, stored_users, stored_levels)
-    no_keys = pd.DataFrame({"user_id": pd.Series([], dtype="string"), "session_id": [], "item_in_session": []})
+    no_keys = frames.empty(EVENT_KEYS)
     windows = plan.windows_to_read(combined.points, combined.holes, set())
     fixes = plan.fixes(run_users, combined, set(), windows, no_keys, plan.Rederived())
     assert fixes.songplays.empty and fixes.songplay_keys.empty

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +16,7 @@ from tests.support.helpers import (
     assert_same_tables,
     descendants,
     history,
+    no_process_left,
     paused_run,
     read_tables,
     run_here,
@@ -83,10 +83,7 @@ def test_a_run_killed_outright_takes_its_workers_with_it(sample_dir: Path, tmp_p
     assert len(workers) >= 2
     proc.kill()  # SIGKILL: no handler, no cleanup, as the OOM killer does it
     proc.communicate(timeout=60)
-    deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{p}").exists() for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [p for p in workers if Path(f"/proc/{p}").exists()], "workers outlived a killed run"
+    no_process_left(workers, "workers outlived a killed run")
 
 
 def test_a_worker_that_dies_fails_the_run_naming_its_files_and_loads_nothing(sample_dir: Path, tmp_path: Path) -> None:

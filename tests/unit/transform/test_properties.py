@@ -8,9 +8,10 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.core.schema import EVENT_KEYS
 from pipeline.reconcile import plan
 from pipeline.reconcile.partials import RunPartials
-from pipeline.transform import batch, levels, user_rows
+from pipeline.transform import batch, frames, levels, user_rows
 from tests.support.records import event, events_frame, song, songs_frame, window_events
 
 BASE_TS = 1541105830796
@@ -154,7 +155,7 @@ def test_parts_of_histories_combine_into_the_whole_whatever_they_interleave(
     redone = plan.Rederived()
     if len(windows):
         redone.add_windows(windows, window_events(events, windows), combined.tied)
-    no_keys = pd.DataFrame({"user_id": pd.Series([], dtype="string"), "session_id": [], "item_in_session": []})
+    no_keys = frames.empty(EVENT_KEYS)
     fixes = plan.fixes(partials.users, combined, set(), windows, no_keys, redone)
     pd.testing.assert_frame_equal(fixes.user_levels, levels.user_levels(levels.level_points(events)))
     pd.testing.assert_frame_equal(fixes.users, user_rows.users(events))
