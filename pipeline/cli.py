@@ -85,6 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     full_refresh=args.full_refresh,
                     since=args.since,
                     until=args.until,
+                    audit=args.audit,
                     accept_shrunk=frozenset(u if is_url(u) else os.path.abspath(u) for u in args.accept_shrunk or ()),
                 )
                 try:
@@ -253,6 +254,12 @@ def _run_options(r: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="load this re-delivered file although it holds far fewer records than the version loaded before "
         "(a run holds such a file back and exits 6); repeat for several",
+    )
+    r.add_argument(
+        "--audit",
+        action="store_true",
+        help="check every row of every table in this run's load, not only what it writes (a load does so anyway "
+        "when no load has for run.audit_days)",
     )
     r.add_argument("--since", type=_date, metavar="YYYY-MM-DD", help="only log files dated on or after this day")
     r.add_argument("--until", type=_date, metavar="YYYY-MM-DD", help="only log files dated on or before this day")

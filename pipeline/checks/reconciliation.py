@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pipeline.checks.base import Check, Target
 from pipeline.core.schema import SONGPLAYS, fixed
-from pipeline.core.sql import Dialect
+from pipeline.core.sql import Dialect, column_list, quote
 
 
 def reconciliation_checks(target: Target) -> list[Check]:
@@ -27,17 +27,19 @@ def reconciliation_check(dialect: Dialect, schema: str, staged: str | None, deri
     """Every play this run wrote is in the warehouse: the staged ones that were not contested, and those
     derived again for contested events."""
     t = dialect.qualified(schema, SONGPLAYS.name)
+    # Matched on the play's session too, which its id determines: the warehouse skips earlier nights' blocks.
+    cols = column_list(("songplay_id", *SONGPLAYS.locality))
     fresh = (
-        f'SELECT "songplay_id" FROM {staged} WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM {contested}) '
-        "UNION ALL "
+        f'SELECT {cols} FROM {staged} WHERE "songplay_id" NOT IN (SELECT "songplay_id" FROM {contested}) UNION ALL '
         if staged
         else ""
     )
-    # One anti-join, written as an outer join like the foreign keys' (cheaper than counting both sides of a UNION).
+    wrote = f"({fresh}SELECT {cols} FROM {derived})"
+    match = " AND ".join(f"e.{quote(c)} = s.{quote(c)}" for c in ("songplay_id", *SONGPLAYS.locality))
     return Check(
         "songplays.reconciles_with_events",
-        f'SELECT COUNT(*) FROM ({fresh}SELECT "songplay_id" FROM {derived}) e '
-        f'LEFT JOIN {t} s ON s."songplay_id" = e."songplay_id" WHERE s."songplay_id" IS NULL',
+        f'SELECT (SELECT COUNT(*) FROM {wrote} e) - (SELECT COUNT(DISTINCT s."songplay_id") FROM {t} s '
+        f"WHERE EXISTS (SELECT 1 FROM {wrote} e WHERE {match}))",
         0,
         "plays of this run's NextSong events (with a userId) missing from the warehouse",
     )

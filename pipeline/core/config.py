@@ -105,6 +105,9 @@ class RunConfig:
     #: batches of 8 MB), and one process below. They share source.batch_mb: each reads batches of
     #: batch_mb / workers.
     workers: int = 0
+    #: Days between audits: a load checks the rows it wrote, and every row of every table when no load has done
+    #: so for this long (0: every load). A warehouse changed behind the pipeline's back is caught within it.
+    audit_days: float = 7.0
 
 
 @dataclass

@@ -89,6 +89,9 @@ class Table:
     # A run replaces this table's rows by this key (a prefix of the primary key): every row of a user in
     # ``user_levels`` is rewritten together. Defaults to the primary key.
     replace_key: tuple[str, ...] = ()
+    # Columns the primary key determines that follow the order rows arrive in (a play's session): a check confined
+    # to a night's keys matches them too, so the warehouse skips the blocks of earlier nights by their ranges.
+    locality: tuple[str, ...] = ()
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -99,6 +102,7 @@ class Table:
             *self.primary_key,
             *self.sort_key,
             *self.replace_key,
+            *self.locality,
             *(fk.column for fk in self.foreign_keys),
         ):
             if name not in self._by_name:
@@ -233,6 +237,7 @@ SONGPLAYS = Table(
     dist_style="KEY",
     dist_key="start_time",
     sort_key=("start_time",),
+    locality=("session_id",),
 )
 
 USER_LEVELS = Table(
@@ -369,7 +374,21 @@ RUNS = Table(
     sort_key=("started_at",),
 )
 
-BOOKKEEPING: tuple[Table, ...] = (LOADED_FILES, RUNS)
+AUDITS = Table(
+    name="_sparkify_audits",
+    doc="Loads that checked the whole warehouse, not only the rows they wrote, and passed: the next one is due "
+    "run.audit_days after the last (docs/operations.md).",
+    columns=(
+        _text("run_id", 64, nullable=False),
+        Column("audited_at", Kind.TIMESTAMP, nullable=False),
+        Column("checks", Kind.BIGINT, nullable=False, doc="Checks run, every one passed."),
+    ),
+    primary_key=("run_id",),
+    dist_style="ALL",
+    sort_key=("audited_at",),
+)
+
+BOOKKEEPING: tuple[Table, ...] = (LOADED_FILES, RUNS, AUDITS)
 
 # ----------------------------------------------------------------------------------- hand-offs of one run
 #

@@ -11,15 +11,16 @@ import logging
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from pipeline.checks.base import CheckResult, Target, run_checks
+from pipeline.checks.base import CheckResult, Scope, Target, run_checks
 from pipeline.checks.registry import declared
 from pipeline.core.errors import CheckFailed, SchemaMissing, SchemaOutdated, TakenOver
 from pipeline.core.schema import (
     ALL_TABLES,
+    AUDITS,
     RECORDS,
     SONGPLAYS,
     TABLES,
@@ -137,8 +138,13 @@ class Destination(Ledger):
         *rows, plays = one_row(session, f"SELECT {', '.join([*counts, matched])}")
         return {t.name: int(n) for t, n in zip(TABLES, rows, strict=True)}, int(plays)
 
-    def load(self, staged: Staged, reconcile: Reconcile, full_refresh: bool = False) -> LoadResult:
+    def load(
+        self, staged: Staged, reconcile: Reconcile, full_refresh: bool = False, audit_days: float = 0
+    ) -> LoadResult:
         """Merge the staged relations and the fixes reconciliation decides, check, and commit: one transaction.
+
+        The checks read what this load wrote (and what refers to keys it removed), unless the audit is due: every
+        row of every table, when no load has audited within ``audit_days`` (0: always), and on a full refresh.
 
         The tables must exist (``create_schema``; a run creates them before it reads the ledger).
 
@@ -163,18 +169,25 @@ class Destination(Ledger):
                 ws = Workspace(self.put_frame, self.dialect, self.schema, s, raw, staged, rel)
                 fixes = reconcile(ws)
                 result.stats = fixes.stats
-                merge_star(s, ws, staged, fixes, result)
-                result.checks = self._check(s, ws)
+                scope = merge_star(s, ws, staged, fixes, result)
+                result.audited = full_refresh or self._audit_due(s, audit_days)
+                result.checks = self._check(s, ws, None if result.audited else scope)
                 failures = [c for c in result.checks if not c.ok]
                 if failures:
                     raise CheckFailed(failures)
+                if result.audited:
+                    s.execute(
+                        f"INSERT INTO {self._t(AUDITS)} ({', '.join(quote(c) for c in AUDITS.column_names)}) "
+                        f"VALUES ({', '.join([self.dialect.param] * 3)})",
+                        [staged.run_id, _now(), len(result.checks)],
+                    )
                 result.rows_total, result.plays_matched = self.counts(s)
                 # The run's outcome commits with its data: a run killed after this commit is never taken for one
                 # whose load was rolled back (the run's own end, recorded next, adds its figures).
                 p = self.dialect.param
                 s.execute(
                     f'UPDATE {self._runs()} SET "status" = {p}, "ended_at" = {p} WHERE "run_id" = {p}',
-                    ["succeeded", datetime.now(UTC).replace(tzinfo=None), staged.run_id],
+                    ["succeeded", _now(), staged.run_id],
                 )
                 faults.checkpoint("before-commit")
                 s.commit()
@@ -198,8 +211,15 @@ class Destination(Ledger):
             f"it {status}: this run loads nothing, so two runs never both load"
         )
 
-    def _check(self, s: Session, ws: Workspace) -> list[CheckResult]:
-        return run_checks(declared(Target(self.dialect, self.schema, ws.relations)), partial(one_row, s))
+    def _audit_due(self, s: Session, audit_days: float) -> bool:
+        """Whether this load checks the whole warehouse: no load has, or none within ``audit_days``."""
+        if audit_days <= 0:
+            return True
+        (last,) = one_row(s, f'SELECT MAX("audited_at") FROM {self._t(AUDITS)}')
+        return last is None or _now() - last >= timedelta(days=audit_days)
+
+    def _check(self, s: Session, ws: Workspace, scope: Scope | None) -> list[CheckResult]:
+        return run_checks(declared(Target(self.dialect, self.schema, ws.relations, scope)), partial(one_row, s))
 
     def query(self, sql: str) -> pd.DataFrame:
         """A read-only query as a frame (analytics, notebooks, the report)."""
@@ -218,3 +238,8 @@ class Destination(Ledger):
                     "them."
                 )
             return run_checks(declared(Target(self.dialect, self.schema)), partial(one_row, s))
+
+
+def _now() -> datetime:
+    """UTC, without a zone: as every timestamp the warehouse keeps."""
+    return datetime.now(UTC).replace(tzinfo=None)

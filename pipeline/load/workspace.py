@@ -46,6 +46,8 @@ class LoadResult:
     # Songplays (the whole table, after the run) matched to a song.
     plays_matched: int = 0
     checks: list[CheckResult] = field(default_factory=list)
+    # Whether the checks read every row (the audit), not only what this load wrote.
+    audited: bool = False
     stats: dict[str, int] = field(default_factory=dict)
 
 

@@ -70,16 +70,20 @@ def _current_records(
     )
 
 
-def users_with_duplicates(d: Dialect, schema: str, staged: str, run_files: str, users: str) -> str:
-    """Which of ``users`` have an event with more than one current record (settled on an earlier night, or
-    met tonight): their rows must come from every record, read and deduplicated whole."""
+def users_with_duplicates(d: Dialect, schema: str, staged: str, run_files: str, windows: str) -> str:
+    """Which users of ``windows`` (``schema.REDERIVE``) have an event with a current record in one of their windows
+    and another anywhere (settled on an earlier night, or met tonight): their rows must come from every record,
+    read and deduplicated whole. An event held twice outside the windows changes nothing a window gives, so
+    only the windows' events are looked up, by key: the night's cost, not the user's whole history."""
     r = d.qualified(schema, EVENT_RECORDS.name)
     key = EVENT_KEYS.primary_key
+    inside = _current_records(d, schema, staged, run_files, windows, list(key))
+    keys = f"(SELECT DISTINCT {column_list(key)} FROM ({inside}) c)"
     stored = (
-        f'SELECT {column_list(key, "r.")} FROM {r} r JOIN {users} u ON u."user_id" = r."user_id" '
+        f"SELECT {column_list(key, 'r.')} FROM {r} r JOIN {keys} k ON {join_on('r', 'k', key)} "
         f'WHERE r."file" NOT IN (SELECT "file" FROM {run_files})'
     )
-    new = f'SELECT {column_list(key, "s.")} FROM {staged} s JOIN {users} u ON u."user_id" = s."user_id"'
+    new = f"SELECT {column_list(key, 's.')} FROM {staged} s JOIN {keys} k ON {join_on('s', 'k', key)}"
     return (
         f'SELECT DISTINCT "user_id" FROM ({stored} UNION ALL {new}) x GROUP BY {column_list(key)} HAVING COUNT(*) > 1'
     )

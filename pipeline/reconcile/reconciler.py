@@ -47,13 +47,15 @@ def _read(ws: Workspace, windows: pd.DataFrame, n: int, columns: list[str] | Non
     return user_rows.dedupe_events(events) if columns is None else events
 
 
-def _whole_users(ws: Workspace, contested: pd.DataFrame, holes: pd.DataFrame) -> set[str]:
-    """Users read whole: those with a contested event, and those with a hole who hold any event in two records
-    (settled on an earlier night): a hole is read column-light and not deduplicated."""
+def _whole_users(ws: Workspace, contested: pd.DataFrame, combined: plan.Combined) -> set[str]:
+    """Users read whole: those with a contested event, and those with an event in a hole's window held in two
+    records (settled on an earlier night): a hole is read column-light and not deduplicated."""
     whole = set(contested["user_id"].astype(str))
+    holes = plan.windows_to_read(combined.points, combined.holes, whole)
+    holes = holes.loc[~holes["user_id"].isin(whole)]  # the contested are read whole already
     if len(holes):
-        who = ws.put(USERS.keys_table(), plan.user_frame(holes["user_id"]), "hole_users")
-        twins = ws.frame(queries.users_with_duplicates(ws.dialect, ws.schema, *_records(ws), who))
+        windows = ws.put(REDERIVE, holes.reset_index(drop=True), "hole_windows")
+        twins = ws.frame(queries.users_with_duplicates(ws.dialect, ws.schema, *_records(ws), windows))
         whole |= set(twins["user_id"].astype(str))
     return whole
 
@@ -71,7 +73,7 @@ def reconciler(partials: RunPartials) -> Reconcile:
             ws.frame(queries.rows_for_keys(d, schema, USERS, touched)),
             ws.frame(queries.rows_for_keys(d, schema, USER_LEVELS, touched)),
         )
-        whole = _whole_users(ws, contested, combined.holes)
+        whole = _whole_users(ws, contested, combined)
         windows = plan.windows_to_read(combined.points, combined.holes, whole)
         redone = plan.Rederived()
         if len(windows):

@@ -152,7 +152,11 @@ class _Run(RunContext):
         full = self.options.full_refresh
         with self.timed("load"):
             try:
-                result = self.retry("loading", lambda: self.dest.load(staged, reconciler(partials), full_refresh=full))
+                audit_days = 0 if self.options.audit else self.cfg.run.audit_days
+                result = self.retry(
+                    "loading",
+                    lambda: self.dest.load(staged, reconciler(partials), full_refresh=full, audit_days=audit_days),
+                )
             except BaseException as exc:
                 exc.add_note(f"staged files kept for inspection in {staged.location}/")
                 raise
@@ -162,6 +166,7 @@ class _Run(RunContext):
         s.rows_total = result.rows_total
         s.plays_matched = result.plays_matched
         s.reconciled = result.stats
+        s.checks = "audit" if result.audited else "night"
 
     def _after_load(self, staged: Staged) -> Summary:
         """The load is committed: its staged files go, and the read copy for analysts is published."""

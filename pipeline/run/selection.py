@@ -24,6 +24,8 @@ class RunOptions:
     # Inclusive window on the date in each log file's name (YYYY-MM-DD), for backfills.
     since: date | None = None
     until: date | None = None
+    # Check every row of every table in this run's load, whenever the last audit was.
+    audit: bool = False
 
 
 def file_date(path: str) -> date | None:

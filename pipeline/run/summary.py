@@ -55,6 +55,8 @@ class Summary:
     span_seconds: float = 0.0
     ray_nodes_used: int = 0
     ray_tasks: dict[str, int] = field(default_factory=dict)
+    # The checks the load ran: "audit" (every row of every table) or "night" (what this run wrote).
+    checks: str = ""
     # Events and users whose rows were derived again from their kept records (see ``pipeline/reconcile/``).
     reconciled: dict[str, int] = field(default_factory=dict)
     error: str | None = None
@@ -106,6 +108,12 @@ class Summary:
         lines.append(
             "  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in self.seconds.items()) + f"; total {total:.2f}"
         )
+        if self.checks:
+            lines.append(
+                "  checks: every row of every table (the audit)"
+                if self.checks == "audit"
+                else "  checks: the rows this run wrote (the whole warehouse at the next audit)"
+            )
         if self.work_seconds:
             lines.append(
                 f"  work {self.work_seconds:.2f} CPU-s, span {self.span_seconds:.2f} s, {self.workers} worker(s)"

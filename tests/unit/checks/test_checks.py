@@ -92,10 +92,17 @@ def test_a_gap_between_periods_is_reported(tmp_path: Path) -> None:
     assert _failed(dest) == {"user_levels.periods_tile": 1}
 
 
+def _age_the_audit(db: Path | str, days: int) -> None:
+    """As if the last audit had been ``days`` earlier."""
+    with duckdb.connect(str(db)) as con:
+        con.execute(f"UPDATE _sparkify_audits SET audited_at = audited_at - INTERVAL {days} DAY")
+
+
 def test_a_failed_check_rolls_the_load_back(tmp_path: Path) -> None:
     dest = _loaded(tmp_path)
     with duckdb.connect(dest.path) as con:
         con.execute("DELETE FROM users")  # every stored play is now an orphan
+    _age_the_audit(dest.path, 8)  # the audit is due (run.audit_days is 7): this load checks every row
     write_sources(tmp_path / "src", [song()], {"2018-11-02-events.json": [event(userId="999", sessionId=99)]})
     with pytest.raises(CheckFailed, match=r"songplays\.user_id_in_users"):
         run_here(tmp_path / "config.yaml")
@@ -104,24 +111,56 @@ def test_a_failed_check_rolls_the_load_back(tmp_path: Path) -> None:
         assert con.execute("SELECT COUNT(*) FROM users").fetchone() == (0,)
 
 
-def test_a_night_on_a_warehouse_broken_by_hand_exits_3_and_loads_nothing(tmp_path: Path) -> None:
-    """The checks read whole tables, not only the rows a night writes: one user's row deleted behind the
-    pipeline's back stops the next night, which is about another user, before it loads anything."""
+def test_a_warehouse_broken_behind_the_pipelines_back_is_caught_by_the_audit_within_audit_days(
+    tmp_path: Path,
+) -> None:
+    """A night checks the rows it writes, so one user's row deleted by hand is not its to see; `run --audit`
+    sees it at once, and so does the first night after run.audit_days, and neither loads anything."""
     src = tmp_path / "src"
     write_sources(src, [song()], {"2018-11-01-events.json": [event(userId="1"), event(userId="2", sessionId=2)]})
     config = write_config(tmp_path, src / "song_data", src / "log_data")
-    run_json(config)
-    with duckdb.connect(str(tmp_path / "wh.duckdb")) as con:
+    assert run_json(config)["checks"] == "audit", "a first load audits: no load has"
+    db = tmp_path / "wh.duckdb"
+    with duckdb.connect(str(db)) as con:
         con.execute("DELETE FROM users WHERE user_id = '1'")
-    before = read_tables(tmp_path / "wh.duckdb")
     write_sources(src, [], {"2018-11-02-events.json": [event(userId="3", sessionId=3, ts=1541192230796)]})
-    night = cli("run", "-c", str(config))
-    assert night.returncode == 3, night.stderr
-    assert "FAILED songplays.user_id_in_users" in night.stderr and "rolled back" in night.stderr
-    after = read_tables(tmp_path / "wh.duckdb")
-    for name, frame in before.items():
-        pd.testing.assert_frame_equal(after[name], frame, obj=name)
-    assert "3" not in set(after["songplays"]["user_id"])
+    night = run_json(config)
+    assert night["checks"] == "night" and night["rows_merged"]["songplays"] == 1, "the night is about user 3 only"
+    before = read_tables(db)
+    write_sources(src, [], {"2018-11-03-events.json": [event(userId="4", sessionId=4, ts=1541278630796)]})
+    for attempt in (["--audit"], []):
+        if not attempt:
+            _age_the_audit(db, 8)
+        failed = cli("run", *attempt, "-c", str(config))
+        assert failed.returncode == 3, failed.stderr
+        assert "FAILED songplays.user_id_in_users" in failed.stderr and "rolled back" in failed.stderr
+        after = read_tables(db)
+        for name, frame in before.items():
+            pd.testing.assert_frame_equal(after[name], frame, obj=name)
+    assert cli("check", "-c", str(config)).returncode != 0, "`check` audits every row too"
+
+
+def test_a_night_whose_own_rows_break_a_key_is_stopped_by_its_confined_checks(tmp_path: Path) -> None:
+    """Confined to what it writes, a night still sees a key it breaks: a play already there under the id it
+    writes, or a song it matches that was deleted by hand."""
+    src = tmp_path / "src"
+    write_sources(src, [song()], {"2018-11-01-events.json": [event(userId="1")]})
+    config = write_config(tmp_path, src / "song_data", src / "log_data")
+    run_json(config)
+    db = tmp_path / "wh.duckdb"
+    before = read_tables(db)
+    tonight = event(userId="3", sessionId=3, ts=1541192230796)
+    write_sources(src, [], {"2018-11-02-events.json": [tonight]})
+    with duckdb.connect(str(db)) as con:  # the id the night writes, already taken
+        con.execute("INSERT INTO songplays SELECT * REPLACE ('3:3:0' AS songplay_id, 3 AS session_id) FROM songplays")
+    failed = cli("run", "-c", str(config))
+    assert failed.returncode == 3 and "FAILED songplays.primary_key_unique" in failed.stderr, failed.stderr
+    with duckdb.connect(str(db)) as con:
+        con.execute("DELETE FROM songplays WHERE songplay_id = '3:3:0'")
+        con.execute("DELETE FROM songs")  # the song tonight's play matches
+    failed = cli("run", "-c", str(config))
+    assert failed.returncode == 3 and "FAILED songplays.song_id_in_songs" in failed.stderr, failed.stderr
+    assert read_tables(db)["songplays"].equals(before["songplays"])
 
 
 @pytest.mark.parametrize("keys", [("a",), ("a", "b")])
@@ -140,17 +179,18 @@ def test_repeated_keys_counts_rows_beyond_the_first_per_key(keys: tuple[str, ...
 def test_a_play_of_this_run_missing_from_the_warehouse_is_reported() -> None:
     con = duckdb.connect()
     for name in ("songplays", "staged", "contested", "derived"):
-        con.execute(f"CREATE TABLE {name} (songplay_id VARCHAR)")
+        con.execute(f"CREATE TABLE {name} (songplay_id VARCHAR, session_id BIGINT)")
     # Staged a, b, c; c was contested and derived again.
-    con.execute("INSERT INTO staged VALUES ('a'), ('b'), ('c')")
-    con.execute("INSERT INTO contested VALUES ('c')")
-    con.execute("INSERT INTO derived VALUES ('c')")
+    con.execute("INSERT INTO staged VALUES ('a', 1), ('b', 1), ('c', 2)")
+    con.execute("INSERT INTO contested VALUES ('c', 2)")
+    con.execute("INSERT INTO derived VALUES ('c', 2)")
     check = reconciliation_check(DUCKDB, "main", "staged", "derived", "contested")
+    session = {"a": 1, "b": 1, "c": 2}
 
     def missing(stored: list[str]) -> int:
         con.execute("DELETE FROM songplays")
         for key in stored:
-            con.execute("INSERT INTO songplays VALUES (?)", [key])
+            con.execute("INSERT INTO songplays VALUES (?, ?)", [key, session[key]])
         [(n,)] = con.execute(check.sql).fetchall()
         return int(n)
 

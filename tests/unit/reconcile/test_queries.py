@@ -81,13 +81,30 @@ def test_a_window_gives_its_records_and_those_at_the_first_millisecond_after_it(
     assert counts == [("1", T0 + 10, 2)], "the count sizes chunks: the window's own records"
 
 
-def test_users_holding_an_event_in_two_current_records_are_named(con: duckdb.DuckDBPyConnection) -> None:
-    stored = pd.concat([_records("day1", event(userId="1")), _records("day2", event(userId="2"))])
-    staged = pd.concat([_records("day3", event(userId="1")), _records("day2", event(userId="2"))])
+def test_users_holding_an_event_of_their_windows_in_two_current_records_are_named(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    stored = pd.concat(
+        [
+            _records("day1", event(userId="1", ts=T0)),
+            _records("day2", event(userId="2", ts=T0)),
+            # User 3 holds an event twice, long before the window: nothing the window gives depends on it.
+            _records("day0", event(userId="3", itemInSession=1, ts=T0 - 10_000)),
+            _records("day1", event(userId="3", itemInSession=1, ts=T0 - 10_000), event(userId="3", ts=T0)),
+            # User 4's event in the window has a second record, with another time, outside it.
+            _records("day0", event(userId="4", itemInSession=2, ts=T0 - 10_000)),
+            _records("day1", event(userId="4", itemInSession=2, ts=T0)),
+        ]
+    )
+    staged = pd.concat([_records("day3", event(userId="1", ts=T0)), _records("day2", event(userId="2", ts=T0))])
     _tables(con, stored, staged, ["day2", "day3"])  # day2 is re-delivered: its stored record is replaced
-    con.register("who_frame", pd.DataFrame({"user_id": ["1", "2"]}))
-    con.execute('CREATE TEMP TABLE "who" AS SELECT * FROM who_frame')
-    assert _keys(con, queries.users_with_duplicates(DUCKDB, "main", STAGED, RUN, '"who"')) == {("1",)}
+    windows = pd.DataFrame(
+        {"user_id": ["1", "2", "3", "4"], "from_ts": T0 - 5, "to_ts": T0 + 5, "until_ts": T0 + 5}
+    ).astype({"from_ts": "int64", "to_ts": "int64", "until_ts": "int64"})
+    con.register("w", windows)
+    con.execute(f'CREATE TEMP TABLE "{REDERIVE.name}" AS SELECT * FROM w')
+    got = _keys(con, queries.users_with_duplicates(DUCKDB, "main", STAGED, RUN, f'"{REDERIVE.name}"'))
+    assert got == {("1",), ("4",)}
 
 
 def test_rows_for_keys_reads_the_stored_rows_of_the_given_users() -> None:
