@@ -409,6 +409,18 @@ LOOKUP_CHANGES = Table(
     primary_key=("song_title", "artist_name", "song_length"),
 )
 
+SONG_LOOKUP = Table(
+    name="_sparkify_song_lookup",
+    doc="The lookup plays are matched with, as the last load left it: a night that reads no song file reads it "
+    "instead of deriving it again from every song record. Derived from the kept song records, kept up to date "
+    "from lookup_changes in the load's transaction.",
+    columns=tuple(_text("song_id", 32, nullable=False) if c.name == "song_id" else c for c in LOOKUP_CHANGES.columns),
+    primary_key=LOOKUP_CHANGES.primary_key,
+    dist_style="ALL",
+)
+# Kept beside the star and derived from the kept records: emptied with the star on a full refresh.
+DERIVED: tuple[Table, ...] = (SONG_LOOKUP,)
+
 RUN_FILES = Table(
     name="run_files",
     doc="The files this run (re)loads: their stored records are replaced.",
@@ -441,7 +453,7 @@ REDERIVE = Table(
     primary_key=("user_id", "from_ts"),
 )
 
-ALL_TABLES: tuple[Table, ...] = TABLES + RECORDS + BOOKKEEPING
+ALL_TABLES: tuple[Table, ...] = TABLES + RECORDS + DERIVED + BOOKKEEPING
 # Everything a run stages, by the name its parts are staged under.
 STAGED: dict[str, Table] = {
     t.name: t
@@ -455,6 +467,7 @@ STAGED: dict[str, Table] = {
         TIME,
         SONGPLAYS,
         LOOKUP_CHANGES,
+        SONG_LOOKUP,
         RUN_FILES,
         LOADED_FILES,
     )

@@ -21,6 +21,7 @@ from pipeline.core.errors import CheckFailed, SchemaMissing, SchemaOutdated, Tak
 from pipeline.core.schema import (
     ALL_TABLES,
     AUDITS,
+    DERIVED,
     RECORDS,
     SONGPLAYS,
     TABLES,
@@ -160,7 +161,7 @@ class Destination(Ledger):
             try:
                 self._still_ours(s, staged.run_id)
                 if full_refresh:
-                    for table in (*reversed(TABLES), *RECORDS):
+                    for table in (*reversed(TABLES), *RECORDS, *DERIVED):
                         s.execute(f"DELETE FROM {self._t(table)}")
                 rel: dict[str, str] = {}
                 for name, st in staged.tables.items():

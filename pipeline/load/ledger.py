@@ -14,6 +14,8 @@ from pipeline.core.schema import (
     LINE,
     LOADED_FILES,
     RUNS,
+    SONG_LOOKUP,
+    SONG_RECORDS,
     Column,
     Table,
 )
@@ -103,6 +105,21 @@ class Ledger(ABC):
         marks = ", ".join([self.dialect.param] * len(files))
         rows = self._select(f'SELECT "file", COUNT(*) FROM {t} WHERE "file" IN ({marks}) GROUP BY "file"', list(files))
         return {str(f): int(n) for f, n in rows}
+
+    def lookup_built(self) -> bool:
+        """Whether ``schema.SONG_LOOKUP`` holds the lookup: not in a warehouse from before it was kept, which holds
+        song records and no lookup (one whose songs all lack a title, an artist or a length reads as not built
+        either, and has its lookup derived from the records every night, as before)."""
+        lookup, records = self._t(SONG_LOOKUP), self._t(SONG_RECORDS)
+        (n,) = self._select(
+            f"SELECT (SELECT COUNT(*) FROM (SELECT 1 AS x FROM {lookup} LIMIT 1) l) "
+            f"+ 1 - (SELECT COUNT(*) FROM (SELECT 1 AS x FROM {records} LIMIT 1) r)"
+        )[0]
+        return int(n) > 0
+
+    def stored_lookup(self) -> pd.DataFrame:
+        """The lookup the last load left (``schema.SONG_LOOKUP``)."""
+        return self._records_query(SONG_LOOKUP, "")
 
     def _records_sql(self, table: Table, rest: str, columns: Sequence[str] | None = None) -> str:
         cols = ", ".join(quote(c) for c in (columns or table.column_names))

@@ -11,6 +11,7 @@ from pipeline.core.schema import (
     LOOKUP_CHANGES,
     RECORDS,
     RUN_FILES,
+    SONG_LOOKUP,
     SONGPLAYS,
     SONGS,
     TIME,
@@ -60,6 +61,15 @@ def merge_star(s: Session, ws: Workspace, staged: Staged, fixes: Fixes, result: 
             wrote(table.name, rel[table.name], table.column_names)
             result.rows_merged[table.name] = rows[table.name]
         step(table.name)
+    # The stored lookup: whole where the run derived it whole (a warehouse from before it was kept), else by the keys
+    # whose song changed.
+    if rows.get(SONG_LOOKUP.name):
+        s.execute(f"DELETE FROM {d.qualified(schema, SONG_LOOKUP.name)}")
+        s.execute(d.insert(schema, SONG_LOOKUP, rel[SONG_LOOKUP.name]))
+    elif LOOKUP_CHANGES.name in rel and rows.get(LOOKUP_CHANGES.name):
+        s.execute(d.delete_keys(schema, SONG_LOOKUP, rel[LOOKUP_CHANGES.name]))
+        s.execute(d.insert(schema, SONG_LOOKUP, rel[LOOKUP_CHANGES.name], ' WHERE "song_id" IS NOT NULL'))
+    step(SONG_LOOKUP.name)
     # Users and their level history: every row of each user the run touched, as reconciliation decided.
     user_keys = ws.put(USERS.keys_table(), fixes.user_keys, fixed("user_keys"))
     for table, frame in ((USERS, fixes.users), (USER_LEVELS, fixes.user_levels)):

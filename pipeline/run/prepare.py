@@ -18,6 +18,7 @@ from pipeline.load import stage as staging
 from pipeline.run.context import RunContext
 from pipeline.run.engine import Engine, Outcomes
 from pipeline.run.redelivery import ShrinkGuard, held_by_size
+from pipeline.transform import frames
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,11 @@ class Listed:
     song_files: list[SourceFile]
     song_gone: list[str]
     song_guard: ShrinkGuard | None
+    # Every song record (a run that reads song files, or whose lookup was never kept), or none.
     stored_songs: pd.DataFrame
+    # The lookup as the last load left it, where the run reads no song file; whether the warehouse keeps one.
+    stored_lookup: pd.DataFrame | None
+    lookup_built: bool
     # Files of this run loaded before: only they can replace stored records.
     redelivered: set[str]
 
@@ -65,14 +70,30 @@ def prepare(ctx: RunContext, engine: Engine, stager: staging.Stager, lookup: Fut
             redelivered = {f.url for f in (*song_files, *log_files) if f.url in ledger}
             for url in sorted(ctx.options.accept_shrunk - redelivered - ctx.kept()):
                 log.warning("--accept-shrunk %s: not a re-delivered file this run reads; nothing to accept", url)
-            # Listed first, so a run that reads no song file reads only what the lookup is derived from.
+            # Listed first, so a run that reads no song file reads only the lookup the last load left.
             located = bool(song_files) or full
-            stored_songs = ctx.retry(
-                "reading the catalogue", lambda: ctx.dest.stored_records(SONG_RECORDS, located=located)
-            )
+            lookup_built = ctx.retry("reading the lookup", ctx.dest.lookup_built)
+            stored_lookup = None
+            if not located and lookup_built:
+                stored_lookup = ctx.retry("reading the lookup", ctx.dest.stored_lookup)
+                stored_songs = frames.empty(SONG_RECORDS)
+            else:
+                stored_songs = ctx.retry(
+                    "reading the catalogue", lambda: ctx.dest.stored_records(SONG_RECORDS, located=located)
+                )
         except BaseException:
             log_outcomes.close()
             raise
     return Listed(
-        log_files, log_gone, log_outcomes, song_fs, song_files, song_gone, song_guard, stored_songs, redelivered
+        log_files,
+        log_gone,
+        log_outcomes,
+        song_fs,
+        song_files,
+        song_gone,
+        song_guard,
+        stored_songs,
+        stored_lookup,
+        lookup_built,
+        redelivered,
     )

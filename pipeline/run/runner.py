@@ -82,16 +82,7 @@ class _Run(RunContext):
     ) -> RunPartials:
         """The song side, then every log batch's outcome counted, recorded and set aside for the load."""
         full = self.options.full_refresh
-        song_lookup = song_side(
-            self,
-            engine,
-            stager,
-            listed.song_fs,
-            listed.song_files,
-            listed.song_gone,
-            listed.stored_songs,
-            listed.song_guard,
-        )
+        song_lookup = song_side(self, engine, stager, listed)
         lookup.set_result(song_lookup)
         listed.stored_songs = listed.stored_songs.iloc[:0]
         partials = RunPartials(

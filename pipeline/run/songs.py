@@ -3,41 +3,31 @@ and the lookup every log batch is matched against."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
-from pipeline.core.schema import LOOKUP_CHANGES, SONG_RECORDS
-from pipeline.extract.discover import SourceFile
+from pipeline.core.schema import LOOKUP_CHANGES, SONG_LOOKUP, SONG_RECORDS
 from pipeline.extract.sources import SONG_SOURCE
 from pipeline.load import stage as staging
 from pipeline.ops import faults
 from pipeline.run.context import RunContext
 from pipeline.run.engine import Engine
-from pipeline.run.redelivery import Held, ShrinkGuard
+from pipeline.run.prepare import Listed
+from pipeline.run.redelivery import Held
 from pipeline.transform import batch, catalogue, frames
 
 
-def song_side(
-    ctx: RunContext,
-    engine: Engine,
-    stager: staging.Stager,
-    song_fs: Any,
-    song_files: list[SourceFile],
-    song_gone: list[str],
-    stored_songs: pd.DataFrame,
-    guard: ShrinkGuard | None,
-) -> pd.DataFrame:
+def song_side(ctx: RunContext, engine: Engine, stager: staging.Stager, listed: Listed) -> pd.DataFrame:
     """Read the run's song files, stage what they change in the catalogue, and return its lookup."""
     full = ctx.options.full_refresh
+    song_files, song_gone, stored_songs = listed.song_files, listed.song_gone, listed.stored_songs
     # Songs first, in one batch: the catalogue is small, every log batch needs its lookup, and a run that
     # changes it must match stored plays again.
     with ctx.timed("extract"):
-        song_x = engine.read_songs(song_fs, song_files)
+        song_x = engine.read_songs(listed.song_fs, song_files)
     faults.checkpoint("songs-read")
     held: list[Held] = []
-    if guard is not None:
-        song_x, held = guard.hold(song_x)
+    if listed.song_guard is not None:
+        song_x, held = listed.song_guard.hold(song_x)
     ctx.count(
         SONG_SOURCE.name,
         song_x.records,
@@ -51,9 +41,14 @@ def song_side(
     kept_urls = [song_x.files[i].url for i in sorted(song_x.unread | song_x.vanished | song_x.held)]
     if not song_files and not full:
         # No song file read: the catalogue is the stored one and nothing in it changes; the run needs only its
-        # lookup, not the songs and artists too.
+        # lookup, as the last load left it, or derived once from the records where none was kept.
+        if listed.stored_lookup is not None:
+            return catalogue.typed_lookup(listed.stored_lookup)
         with ctx.timed("transform"):
-            return catalogue.song_lookup(frames.records_frame(stored_songs, SONG_SOURCE)[0])
+            lookup = catalogue.song_lookup(frames.records_frame(stored_songs, SONG_SOURCE)[0])
+        with ctx.timed("stage"):
+            stager.add({SONG_LOOKUP.name: lookup})
+        return lookup
     with ctx.timed("transform"):
         fresh = batch.song_records(song_x.frame, [f.url for f in song_x.files])
         if full:
@@ -78,6 +73,8 @@ def song_side(
                 "artists": changes.artists,
                 "artists_keys": changes.artists_gone,
                 LOOKUP_CHANGES.name: changes.lookup,
+                # A warehouse that never kept the lookup keeps it whole from now on.
+                **({SONG_LOOKUP.name: new.lookup} if not listed.lookup_built and not full else {}),
             }
         )
     return new.lookup

@@ -106,6 +106,12 @@ def song_lookup(song_records: pd.DataFrame) -> pd.DataFrame:
     return conform(out, LOOKUP_CHANGES)
 
 
+def typed_lookup(stored: pd.DataFrame) -> pd.DataFrame:
+    """The lookup as the warehouse kept it (``schema.SONG_LOOKUP``), typed as ``song_lookup`` gives it."""
+    text = {c: "string[pyarrow]" for c in ("song_title", "artist_name", "song_id", "artist_id")}
+    return conform(stored.astype({**text, "song_length": "float64"}), LOOKUP_CHANGES)
+
+
 @dataclass
 class Catalogue:
     """What the song files give: two dimensions and the lookup plays are matched with."""

@@ -61,6 +61,43 @@ def test_songs_loaded_on_an_earlier_night_still_match_new_plays(
     assert_same_tables(tables, clean)
 
 
+def _lookups(db: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The lookup the warehouse keeps, and the one its song records give, both sorted by key."""
+    from pipeline.core.schema import SONG_RECORDS
+    from pipeline.extract.sources import SONG_SOURCE
+    from pipeline.load.duckdb import DuckDBDestination
+    from pipeline.transform import catalogue, frames
+
+    dest = DuckDBDestination(str(db), "main", read_only=True)
+    kept = catalogue.typed_lookup(dest.stored_lookup())
+    derived = catalogue.song_lookup(frames.records_frame(dest.stored_records(SONG_RECORDS), SONG_SOURCE)[0])
+    key = ["song_title", "artist_name", "song_length"]
+    return (kept.sort_values(key).reset_index(drop=True), derived.sort_values(key).reset_index(drop=True))
+
+
+def test_the_lookup_kept_in_the_warehouse_is_the_one_the_song_records_give(
+    sample_dir: Path, tmp_path: Path, clean: dict[str, pd.DataFrame]
+) -> None:
+    """A night that reads no song file matches its plays with the lookup the last load kept; a warehouse from
+    before it was kept derives it once from the song records and keeps it from then on."""
+    logs = tmp_path / "log_data"
+    config = write_config(tmp_path, sample_dir / "song_data", logs)
+    logs.mkdir()
+    db = tmp_path / "wh.duckdb"
+    run_json(config)  # songs only
+    kept, derived = _lookups(db)
+    assert len(kept) > 0
+    pd.testing.assert_frame_equal(kept, derived)
+    with duckdb.connect(str(db)) as con:
+        con.execute("DELETE FROM _sparkify_song_lookup")  # as a warehouse from before the lookup was kept
+    days = log_days(sample_dir)
+    for night in (days[:10], days[10:]):  # the first derives and keeps it; the second reads it
+        _arrive(night, sample_dir / "log_data", logs)
+        assert run_json(config)["files_read"]["song_data"] == 0
+        pd.testing.assert_frame_equal(*_lookups(db))
+    assert_same_tables(read_tables(db), clean)
+
+
 def test_a_changed_file_is_reloaded(sample_copy: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path, sample_copy / "song_data", sample_copy / "log_data")
     run_json(config)

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.core.config import load_config
-from pipeline.core.schema import RECORDS
+from pipeline.core.schema import DERIVED, RECORDS
 from pipeline.run.runner import RunOptions, run
 from tests.support import scenarios, sql_oracle
 from tests.support.helpers import assert_same_tables, read_tables, run_here, write_config, write_sources
@@ -52,7 +52,8 @@ def full_run(root: Path, folder: Path) -> Path:
 
 
 def records(db: Path, root: Path) -> dict[str, pd.DataFrame]:
-    """The kept source records, with each file named relative to its source folder."""
+    """The kept source records, with each file named relative to its source folder, and what is derived from them
+    beside the star (the song lookup)."""
     con = duckdb.connect(str(db), read_only=True)
     try:
         out = {}
@@ -60,6 +61,9 @@ def records(db: Path, root: Path) -> dict[str, pd.DataFrame]:
             frame = con.execute(f'SELECT * FROM "{t.name}"').df()
             frame["file"] = frame["file"].str.replace(str(root), "", regex=False)
             out[t.name] = frame.sort_values(["file", "line"]).reset_index(drop=True)
+        for t in DERIVED:
+            frame = con.execute(f'SELECT * FROM "{t.name}"').df()
+            out[t.name] = frame.sort_values(list(t.primary_key)).reset_index(drop=True)
         return out
     finally:
         con.close()

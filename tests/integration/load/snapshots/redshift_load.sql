@@ -130,6 +130,16 @@ DISTSTYLE KEY
 DISTKEY ("user_id")
 SORTKEY ("user_id", "ts")
 ;
+CREATE TABLE IF NOT EXISTS "<schema>"."_sparkify_song_lookup" (
+    "song_title" VARCHAR(1024) NOT NULL,
+    "artist_name" VARCHAR(1024) NOT NULL,
+    "song_length" DOUBLE PRECISION NOT NULL,
+    "song_id" VARCHAR(32) NOT NULL,
+    "artist_id" VARCHAR(32),
+    PRIMARY KEY ("song_title", "artist_name", "song_length")
+)
+DISTSTYLE ALL
+;
 CREATE TABLE IF NOT EXISTS "<schema>"."_sparkify_loaded_files" (
     "url" VARCHAR(2048) NOT NULL,
     "source" VARCHAR(16) NOT NULL,
@@ -185,6 +195,10 @@ SELECT table_name, column_name FROM information_schema.columns WHERE table_schem
 begin transaction
 ;
 SELECT "url", "source", "size", "version" FROM "<schema>"."_sparkify_loaded_files"
+;
+begin transaction
+;
+SELECT (SELECT COUNT(*) FROM (SELECT 1 AS x FROM "<schema>"."_sparkify_song_lookup" LIMIT 1) l) + 1 - (SELECT COUNT(*) FROM (SELECT 1 AS x FROM "<schema>"."_sparkify_song_records" LIMIT 1) r)
 ;
 begin transaction
 ;
@@ -279,6 +293,10 @@ FROM 's3://<staging>/<run>/lookup_changes/' IAM_ROLE 'arn:aws:iam::123456789012:
 
 FORMAT AS PARQUET
 ;
+DROP TABLE IF EXISTS "stg__sparkify_song_lookup"
+;
+CREATE TEMPORARY TABLE "stg__sparkify_song_lookup" ("song_title" VARCHAR(1024), "artist_name" VARCHAR(1024), "song_length" DOUBLE PRECISION, "song_id" VARCHAR(32), "artist_id" VARCHAR(32))
+;
 DROP TABLE IF EXISTS "stg_run_files"
 ;
 CREATE TEMPORARY TABLE "stg_run_files" ("file" VARCHAR(2048))
@@ -337,6 +355,10 @@ DELETE FROM "<schema>"."songs" USING "stg_songs" WHERE "<schema>"."songs"."song_
 DELETE FROM "<schema>"."songs" USING "stg_songs_keys" WHERE "<schema>"."songs"."song_id" = "stg_songs_keys"."song_id"
 ;
 INSERT INTO "<schema>"."songs" ("song_id", "title", "artist_id", "year", "duration") SELECT "song_id", "title", "artist_id", "year", "duration" FROM "stg_songs"
+;
+DELETE FROM "<schema>"."_sparkify_song_lookup" USING "stg_lookup_changes" WHERE "<schema>"."_sparkify_song_lookup"."song_title" = "stg_lookup_changes"."song_title" AND "<schema>"."_sparkify_song_lookup"."artist_name" = "stg_lookup_changes"."artist_name" AND "<schema>"."_sparkify_song_lookup"."song_length" = "stg_lookup_changes"."song_length"
+;
+INSERT INTO "<schema>"."_sparkify_song_lookup" ("song_title", "artist_name", "song_length", "song_id", "artist_id") SELECT "song_title", "artist_name", "song_length", "song_id", "artist_id" FROM "stg_lookup_changes" WHERE "song_id" IS NOT NULL
 ;
 DROP TABLE IF EXISTS "fix_user_keys"
 ;
