@@ -34,6 +34,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT.parent / "shared" / "data" / "sparkify-sample"
@@ -97,19 +98,23 @@ def run(cmd: list[str], env: dict[str, str]) -> Timing:
     return Timing(wall, peak / 1024, usage.ru_maxrss / 1024, text, usage.ru_utime + usage.ru_stime)
 
 
-def ensure_data(folder: Path, songs: int, events: int) -> None:
+def ensure_data(folder: Path, songs: int, events: int, days: int = 30) -> None:
     if (folder / "log_data").exists() and (folder / "song_data").exists():
         return
-    print(f"generating {songs:,} songs and {events:,} events in {folder} ...", flush=True)
+    print(f"generating {songs:,} songs and {events:,} events over {days} days in {folder} ...", flush=True)
+    sizes = ["--songs", str(songs), "--events", str(events), "--days", str(days)]
     subprocess.run(
-        [sys.executable, "-m", "pipeline", "generate", "-q", "--out", str(folder), *_sizes(songs, events)],
-        check=True,
-        cwd=ROOT,
+        [sys.executable, "-m", "pipeline", "generate", "-q", "--out", str(folder), *sizes], check=True, cwd=ROOT
     )
 
 
-def _sizes(songs: int, events: int) -> list[str]:
-    return ["--songs", str(songs), "--events", str(events)]
+# The histories a night is measured on (issue 30): the 1M dataset's 30 days, and ten times the plays over ten times
+# the days with twice the song files. A night adds one day of about 33,000 events to either.
+HISTORIES = ((50_000, 1_000_000, 30), (100_000, 10_000_000, 300))
+
+
+def history_folder(songs: int, events: int, days: int) -> Path:
+    return ROOT / "build" / "bench" / (f"{songs}-{events}" + (f"-{days}d" if days != 30 else ""))
 
 
 def warm(data: Path) -> None:
@@ -178,7 +183,17 @@ def pipeline_env(songs: Path, logs: Path, tmp: str) -> dict[str, str]:
     return env
 
 
-def nightly(data: Path, repeat: int) -> list[Timing]:
+@dataclass
+class Night:
+    history: str
+    plays_before: int
+    runs: list[Timing]
+
+    def median(self) -> float:
+        return statistics.median(t.wall for t in self.runs)
+
+
+def nightly(data: Path, repeat: int) -> Night:
     """A night that adds the last log day to a warehouse already holding every earlier day (the same
     warehouse, copied afresh for each run): what cron does every night."""
     warm(data)
@@ -190,11 +205,15 @@ def nightly(data: Path, repeat: int) -> list[Timing]:
         for day in days[:-1]:
             (logs / day.name).symlink_to(day.resolve())  # absolute: a relative target would dangle here
         env = pipeline_env(data / "song_data", logs, tmp)
-        run(PIPELINE_RUN, env)  # the warehouse before the night (untimed)
+        before = json.loads(run(PIPELINE_RUN, env).out)  # the warehouse before the night (untimed)
+        plays = before["rows_total"]["songplays"]
         base = f"{tmp}/before-the-night.duckdb"
         shutil.copyfile(f"{tmp}/pipeline.duckdb", base)
         (logs / days[-1].name).symlink_to(days[-1].resolve())
-        print(f"\n== a night: {days[-1].name} added to {len(days) - 1} days of {data.name} ==", flush=True)
+        print(
+            f"\n== a night: {days[-1].name} added to {len(days) - 1} days of {data.name} ({plays:,} plays) ==",
+            flush=True,
+        )
         timings = []
         for i in range(repeat):
             shutil.copyfile(base, f"{tmp}/pipeline.duckdb")
@@ -203,6 +222,8 @@ def nightly(data: Path, repeat: int) -> list[Timing]:
             summary = json.loads(t.out)
             if summary["files_read"].get("log_data") != 1 or not summary["records_read"].get("log_data"):
                 sys.exit(f"the night read {summary['files_read']} files, not the day added: {t.out}")
+            if summary["checks"] != "night":
+                sys.exit(f"the night audited instead of checking what it wrote: {t.out}")
             seconds = summary["seconds"]
             print(
                 f"  run {i + 1} nightly {t.wall:>7.2f} s  peak {t.peak_mb:>6,.0f} MB  ("
@@ -211,7 +232,7 @@ def nightly(data: Path, repeat: int) -> list[Timing]:
                 flush=True,
             )
         print(f"  median wall {statistics.median(t.wall for t in timings):.2f} s (target under 2 s)")
-        return timings
+        return Night(data.name, plays, timings)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -329,9 +350,9 @@ def machine() -> dict[str, object]:
     }
 
 
-def write_results(results: list[Result], night: list[Timing], light: dict[str, list[float]]) -> Path:
-    """One JSON file per bench run, under build/bench/results/, named by time and commit: the table in
-    docs/performance.md is copied from these, never typed by hand."""
+def write_results(results: list[Result], nights: list[Night], light: dict[str, list[float]]) -> dict[str, Any]:
+    """One JSON file per bench run, under build/bench/results/, named by time and commit: the current table in
+    docs/performance.md is rendered from it (``render``), never typed by hand."""
 
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -347,6 +368,7 @@ def write_results(results: list[Result], night: list[Timing], light: dict[str, l
             {
                 "name": r.name,
                 "events": r.events,
+                "contenders": list(CONTENDERS),
                 "wall_s": {c: [round(t.wall, 3) for t in r.runs[c]] for c in CONTENDERS},
                 "peak_mb": {c: [round(t.peak_mb) for t in r.runs[c]] for c in CONTENDERS},
                 "pipeline_seconds_by_stage": r.summary.get("seconds", {}),
@@ -359,17 +381,78 @@ def write_results(results: list[Result], night: list[Timing], light: dict[str, l
             }
             for r in results
         ],
-        "night": {
-            "wall_s": [round(t.wall, 3) for t in night],
-            "seconds_by_stage": [json.loads(t.out)["seconds"] for t in night],
-        },
+        "nights": [
+            {
+                "history": n.history,
+                "plays_before": n.plays_before,
+                "wall_s": [round(t.wall, 3) for t in n.runs],
+                "peak_mb": [round(t.peak_mb) for t in n.runs],
+                "seconds_by_stage": [json.loads(t.out)["seconds"] for t in n.runs],
+            }
+            for n in nights
+        ],
         "commands_wall_s": {k: [round(w, 3) for w in v] for k, v in light.items()},
     }
     out = ROOT / "build" / "bench" / "results" / f"{stamp}-{commit}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(body, indent=2) + "\n")
     print(f"\nresults written to {out.relative_to(ROOT)}")
-    return out
+    return body
+
+
+def _runs(values: list[float], unit: str = " s") -> str:
+    return ", ".join(f"{v:.2f}" for v in values) + unit if values else "-"
+
+
+def render(body: dict[str, Any]) -> str:
+    """The current table, in Markdown, from one results file."""
+    m = body["machine"]
+    lines = [
+        f"Measured by `make bench` of commit `{body['commit']}`"
+        + (" (with uncommitted changes)" if body["uncommitted_changes"] else "")
+        + f", {body['started']}, on {m['cores_used']} of {m['cores']} cores ({m['cpu']}, {m['memory_gb']} GB,"
+        f" Python {m['python']}); written by the bench itself from `build/bench/results/`.",
+        "",
+        "| workload | contender | wall, each run | median / hand-tuned | work (CPU-s) | span | peak |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for w in body["workloads"]:
+        hand = statistics.median(w["wall_s"]["hand-tuned DuckDB"])
+        for c in w["contenders"]:
+            walls = w["wall_s"][c]
+            if not walls:
+                continue
+            work = w["work_cpu_s"].get(c) or w["cpu_s_by_the_kernel"].get(c, [])
+            lines.append(
+                f"| {w['name']} | {c} | {_runs(walls)} | {statistics.median(walls) / hand:.2f}x "
+                f"| {_runs(work, '')} | {_runs(w['span_s'].get(c, []))} | {max(w['peak_mb'][c]):,} MB |"
+            )
+    lines += ["", "| a night: one day added to | wall, each run | prepare | load | peak |", "|---|---|---|---|---|"]
+    for n in body["nights"]:
+        prepare, load = ([s.get(k, 0.0) for s in n["seconds_by_stage"]] for k in ("prepare", "load"))
+        lines.append(
+            f"| {n['history']} ({n['plays_before']:,} plays) | {_runs(n['wall_s'])} | {_runs(prepare)} "
+            f"| {_runs(load)} | {max(n['peak_mb']):,} MB |"
+        )
+    if len(body["nights"]) > 1:
+        first, last = (statistics.median(n["wall_s"]) for n in (body["nights"][0], body["nights"][-1]))
+        lines += ["", f"The night on the larger history takes {last / first:.2f}x the night on the smaller."]
+    lines += ["", "| command (empty warehouse) | wall, each run |", "|---|---|"]
+    lines += [f"| `{k}` | {_runs(v)} |" for k, v in body["commands_wall_s"].items()]
+    return "\n".join(lines) + "\n"
+
+
+CURRENT = ("<!-- bench:current -->", "<!-- /bench:current -->")
+
+
+def update_docs(body: dict[str, Any]) -> None:
+    """Replace the current table in docs/performance.md with this run's."""
+    page = ROOT / "docs" / "performance.md"
+    text = page.read_text()
+    head, _, rest = text.partition(CURRENT[0])
+    _, _, tail = rest.partition(CURRENT[1])
+    page.write_text(f"{head}{CURRENT[0]}\n{render(body)}{CURRENT[1]}{tail}")
+    print(f"current table written to {page.relative_to(ROOT)}")
 
 
 def main() -> None:
@@ -380,40 +463,36 @@ def main() -> None:
     ap.add_argument("--data", help="dataset folder (default build/bench/<songs>-<events>, generated if missing)")
     ap.add_argument("--scale", action="store_true", help="the real sample, 15k songs/8k events, 1M and 10M events")
     ap.add_argument("--cpus", help="run every contender on these CPUs only (e.g. 0,1 or 0-7): fewer cores")
+    ap.add_argument("--update-docs", action="store_true", help="write the current table into docs/performance.md")
     args = ap.parse_args()
     if args.cpus:
         pin(args.cpus)
 
-    if not args.scale:
+    if args.scale:
+        sets = [("the real sample", SAMPLE)]
+        for songs, events in ((15_000, 8_000), (50_000, 1_000_000), (100_000, 10_000_000)):
+            folder = ROOT / "build" / "bench" / f"{songs}-{events}"
+            ensure_data(folder, songs, events)
+            sets.append((f"{songs:,} songs, {events:,} events", folder))
+    else:
         data = Path(args.data) if args.data else ROOT / "build" / "bench" / f"{args.songs}-{args.events}"
         ensure_data(data, args.songs, args.events)
-        name = data.resolve().name if args.data else f"{args.songs:,} songs, {args.events:,} events"
-        result = measure(name, data, args.repeat)
-        night = nightly(data, args.repeat)
-        write_results([result], night, commands(args.repeat))
-        return
-    sets = [("the real sample", SAMPLE, 0, 0)]
-    for songs, events in ((15_000, 8_000), (50_000, 1_000_000), (100_000, 10_000_000)):
-        folder = ROOT / "build" / "bench" / f"{songs}-{events}"
-        ensure_data(folder, songs, events)
-        sets.append((f"{songs:,} songs, {events:,} events", folder, songs, events))
-    results = [measure(name, folder, args.repeat) for name, folder, _, _ in sets]
-    night = nightly(sets[2][1], args.repeat)  # a night of the 1M dataset
-    write_results(results, night, commands(args.repeat))
+        sets = [(data.resolve().name if args.data else f"{args.songs:,} songs, {args.events:,} events", data)]
+    results = [measure(name, folder, args.repeat) for name, folder in sets]
+    nights = []
+    for songs, events, days in HISTORIES:
+        folder = history_folder(songs, events, days)
+        ensure_data(folder, songs, events, days)
+        nights.append(nightly(folder, args.repeat))
+    first, last = nights[0].median(), nights[-1].median()
     print(
-        "\n| workload | pipeline (whole process) | the pipeline's parse alone | hand-tuned DuckDB "
-        "| plain DuckDB read_json | pipeline peak |"
+        f"\nnight on {nights[-1].history} / night on {nights[0].history}: {last / first:.2f}x "
+        "(target 1.2x, both under 2 s)"
     )
-    print("|---|---|---|---|---|---|")
-    for r in results:
-        walls = {c: ", ".join(f"{t.wall:.2f}" for t in r.runs[c]) for c in CONTENDERS}
-        hand = r.median("hand-tuned DuckDB")
-        peak = max(t.peak_mb for t in r.runs["pipeline"])
-        print(
-            f"| {r.name} | {walls['pipeline']} s (ratio {r.median('pipeline') / hand:.2f}) "
-            f"| {walls[PARSE_ALONE]} s (ratio {r.median(PARSE_ALONE) / hand:.2f}) | {walls['hand-tuned DuckDB']} s "
-            f"| {walls['plain DuckDB read_json']} s | {peak:,.0f} MB |"
-        )
+    body = write_results(results, nights, commands(args.repeat))
+    print("\n" + render(body))
+    if args.update_docs:
+        update_docs(body)
 
 
 if __name__ == "__main__":
