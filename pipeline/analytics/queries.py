@@ -36,10 +36,14 @@ QUESTIONS = (
     "weekly_plays",
     "movers",
     "promotion_targets",
-    "users_by_level_per_day",
+    "active_users_per_day",
+    "known_users_by_level_per_day",
     "level_changes",
+    "co_play_seeds",
     "played_with",
 )
+# Sessions holding both songs before a co-played song is ranked at all: below it, lift is noise.
+MIN_TOGETHER = 3
 
 
 @lru_cache(maxsize=4096)
@@ -92,6 +96,11 @@ class Analytics:
         out: dict[str, int | float] = {str(k): int(v) for k, v in row.items()}
         out["match_rate"] = out["matched_plays"] / out["plays"] if out["plays"] else 0.0
         return out
+
+    def period(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """The first and last play's start time (UTC): the period the data covers. None without plays."""
+        row = self.q(f"SELECT MIN(start_time) AS first, MAX(start_time) AS last FROM {self._t('songplays')}").iloc[0]
+        return None if pd.isna(row["first"]) else (pd.Timestamp(row["first"]), pd.Timestamp(row["last"]))
 
     def plays_by_hour(self) -> pd.DataFrame:
         return self.q(
@@ -185,14 +194,17 @@ class Analytics:
         """Plays by whether they matched a song, and if not, why: a catalogue gap (no song of that title) or
         a data-quality problem (the title exists, by another artist or with another length)."""
         out = _ints(self.q(self.match_breakdown_sql()), "plays")
-        order = {r: i for i, r in enumerate(MATCH_REASONS)}
-        out = out.assign(_o=out["reason"].map(order)).sort_values("_o").drop(columns="_o").reset_index(drop=True)
         total = out["plays"].sum()
         out["share"] = out["plays"] / total if total else 0.0
         return out
 
     def match_breakdown_sql(self) -> str:
-        return f"SELECT reason, SUM(plays) AS plays FROM ({self._classified(False)}) x GROUP BY reason"
+        lit = self.dest.dialect.literal
+        order = " ".join(f"WHEN {lit(r)} THEN {i}" for i, r in enumerate(MATCH_REASONS))
+        return (
+            f"SELECT reason, SUM(plays) AS plays FROM ({self._classified(False)}) x GROUP BY reason "
+            f"ORDER BY CASE reason {order} END"
+        )
 
     def top_unmatched(self, n: int = 15) -> pd.DataFrame:
         """The most played (song, artist) pairs that found no song, with the reason (``match_breakdown``)."""
@@ -228,14 +240,26 @@ class Analytics:
             "WHERE prev_level IS NOT NULL ORDER BY changed_at, user_id"
         )
 
-    def users_by_level_per_day(self) -> pd.DataFrame:
-        """Who was paying on each day: users with a period of each level overlapping that (UTC) day.
+    def active_users_per_day(self) -> pd.DataFrame:
+        """Users who played at least one song on each (UTC) day, by their level when they played: what an analyst
+        means by users per day. A user who changed level during a day counts at both levels that day."""
+        return _ints(self.q(self.active_users_per_day_sql()), "users")
+
+    def active_users_per_day_sql(self) -> str:
+        return (
+            "SELECT DATE_TRUNC('day', start_time) AS day, level, COUNT(DISTINCT user_id) AS users "
+            f"FROM {self._t('songplays')} GROUP BY DATE_TRUNC('day', start_time), level ORDER BY day, level"
+        )
+
+    def known_users_by_level_per_day(self) -> pd.DataFrame:
+        """Every user seen so far, by the level they held on each (UTC) day (a period of ``user_levels``
+        overlapping it), whether or not they played that day: the subscriber base, not the activity.
 
         A user who changed level during a day counts at both levels that day.
         """
-        return _ints(self.q(self.users_by_level_per_day_sql()), "users")
+        return _ints(self.q(self.known_users_by_level_per_day_sql()), "users")
 
-    def users_by_level_per_day_sql(self) -> str:
+    def known_users_by_level_per_day_sql(self) -> str:
         days = f"SELECT DISTINCT DATE_TRUNC('day', start_time) AS day FROM {self._t('time')}"
         return (
             "SELECT d.day, l.level, COUNT(DISTINCT l.user_id) AS users "
@@ -248,14 +272,14 @@ class Analytics:
         """Free users to offer a subscription, most active first, next to the users who upgraded before.
 
         Activity is plays per day over the user's current free period (at least one day). ``upgraders_below``
-        is the share of past upgrades whose user was less active in the free period before upgrading than
-        this user is now: a user above most past upgraders is a likely convert.
+        is the share (0 to 1) of past upgrades whose user was less active in the free period before upgrading
+        than this user is now: a user above most past upgraders is a likely convert. ``upgraders`` is how many
+        past upgrades the share is of (null where there were none): with a handful, it is a rough guide.
         """
-        out = _ints(self.q(self.promotion_targets_sql(n)), "plays", "sessions", "upgraders_below", "upgraders")
-        out["days_free"] = pd.to_numeric(out["days_free"]).astype(float).round(1)
-        out["plays_per_day"] = pd.to_numeric(out["plays_per_day"]).astype(float).round(2)
-        out["upgraders_below"] = (out["upgraders_below"] / out["upgraders"].where(out["upgraders"] > 0)).round(2)
-        return out.drop(columns="upgraders")
+        out = _ints(self.q(self.promotion_targets_sql(n)), "plays", "sessions", "upgraders")
+        for c in ("days_free", "plays_per_day", "upgraders_below"):
+            out[c] = pd.to_numeric(out[c]).astype(float)
+        return out
 
     def promotion_targets_sql(self, n: int = 20) -> str:
         ul, sp, users = self._t("user_levels"), self._t("songplays"), self._t("users")
@@ -282,7 +306,8 @@ class Analytics:
             "below AS (SELECT c.user_id, COUNT(g.per_day) AS n FROM candidates c "
             "LEFT JOIN upgraded g ON g.per_day < c.per_day GROUP BY c.user_id) "
             "SELECT c.user_id, u.first_name, u.last_name, c.plays, c.sessions, c.days AS days_free, "
-            "c.per_day AS plays_per_day, b.n AS upgraders_below, n.n AS upgraders "
+            "c.per_day AS plays_per_day, CAST(b.n AS DOUBLE PRECISION) / NULLIF(n.n, 0) AS upgraders_below, "
+            "n.n AS upgraders "
             f"FROM candidates c JOIN {users} u ON u.user_id = c.user_id JOIN below b ON b.user_id = c.user_id "
             "CROSS JOIN (SELECT COUNT(*) AS n FROM upgraded) n "
             f"ORDER BY plays_per_day DESC, c.user_id LIMIT {int(n)}"
@@ -355,21 +380,64 @@ class Analytics:
 
     # ---------------------------------------------------------------------------------- playlists
 
-    def played_with(self, title: str, artist: str, n: int = 10) -> pd.DataFrame:
-        """Songs most often played in the same session as (``title``, ``artist``): a first step to playlists.
-
-        ``sessions`` counts the sessions holding both; a session is one user's (``user_id``, ``session_id``).
-        """
-        return _ints(self.q(self.played_with_sql(title, artist, n)), "sessions")
-
-    def played_with_sql(self, title: str, artist: str, n: int = 10) -> str:
-        sp = self._t("songplays")
-        t, a = self.dest.dialect.literal(title), self.dest.dialect.literal(artist)
-        seed = f"SELECT DISTINCT user_id, session_id FROM {sp} WHERE song_title = {t} AND artist_name = {a}"
+    def _sessions_of_songs(self) -> str:
+        """Each (user, session) once per song played in it: a session is one user's ``session_id``."""
         return (
-            "SELECT o.song_title AS title, o.artist_name AS artist, "
-            "COUNT(DISTINCT o.user_id || ':' || CAST(o.session_id AS VARCHAR(20))) AS sessions "
-            f"FROM {sp} o JOIN ({seed}) s ON s.user_id = o.user_id AND s.session_id = o.session_id "
-            f"WHERE o.song_title IS NOT NULL AND NOT (o.song_title = {t} AND o.artist_name = {a}) "
-            f"GROUP BY o.song_title, o.artist_name ORDER BY sessions DESC, title, artist LIMIT {int(n)}"
+            f"SELECT DISTINCT user_id, session_id, song_title, artist_name FROM {self._t('songplays')} "
+            "WHERE song_title IS NOT NULL AND artist_name IS NOT NULL"
+        )
+
+    def co_play_seeds(self, n: int = 3, min_sessions: int = 10) -> pd.DataFrame:
+        """Songs played in the most sessions (at least ``min_sessions``): seeds for ``played_with`` with enough
+        sessions for an association to show."""
+        return _ints(self.q(self.co_play_seeds_sql(n, min_sessions)), "sessions")
+
+    def co_play_seeds_sql(self, n: int = 3, min_sessions: int = 10) -> str:
+        return (
+            "SELECT song_title AS title, artist_name AS artist, COUNT(*) AS sessions "
+            f"FROM ({self._sessions_of_songs()}) s GROUP BY song_title, artist_name "
+            f"HAVING COUNT(*) >= {int(min_sessions)} ORDER BY sessions DESC, title, artist LIMIT {int(n)}"
+        )
+
+    def played_with(self, title: str, artist: str, n: int = 10, min_together: int = MIN_TOGETHER) -> pd.DataFrame:
+        """Songs played in the same session as (``title``, ``artist``) more often than their popularity
+        predicts: a first step to playlists.
+
+        ``lift`` = P(song | session has the seed) / P(song): how many times more often the song is in a seed's
+        session than in any session (1 is what popularity alone predicts). Only songs in at least
+        ``min_together`` of the seed's sessions are ranked; with fewer, lift is noise. ``together`` counts
+        sessions holding both, ``seed_sessions`` the seed's, ``song_sessions`` the song's, ``all_sessions`` all.
+        An empty frame means the data is too thin for an answer.
+        """
+        out = _ints(
+            self.q(self.played_with_sql(title, artist, n, min_together)),
+            "together",
+            "seed_sessions",
+            "song_sessions",
+            "all_sessions",
+        )
+        out["lift"] = pd.to_numeric(out["lift"]).astype(float)
+        return out
+
+    def played_with_sql(self, title: str, artist: str, n: int = 10, min_together: int = MIN_TOGETHER) -> str:
+        t, a = self.dest.dialect.literal(title), self.dest.dialect.literal(artist)
+        s = self._sessions_of_songs()
+        seed = f"SELECT user_id, session_id FROM ({s}) x WHERE song_title = {t} AND artist_name = {a}"
+        together = (
+            "SELECT o.song_title, o.artist_name, COUNT(*) AS together "
+            f"FROM ({s}) o JOIN ({seed}) k ON k.user_id = o.user_id AND k.session_id = o.session_id "
+            f"WHERE NOT (o.song_title = {t} AND o.artist_name = {a}) GROUP BY o.song_title, o.artist_name"
+        )
+        popular = (
+            f"SELECT song_title, artist_name, COUNT(*) AS song_sessions FROM ({s}) y GROUP BY song_title, artist_name"
+        )
+        everyone = f"SELECT COUNT(*) AS n FROM (SELECT DISTINCT user_id, session_id FROM {self._t('songplays')}) z"
+        return (
+            "SELECT g.song_title AS title, g.artist_name AS artist, g.together, k.n AS seed_sessions, "
+            "p.song_sessions, e.n AS all_sessions, "
+            "CAST(g.together AS DOUBLE PRECISION) * e.n / (CAST(k.n AS DOUBLE PRECISION) * p.song_sessions) AS lift "
+            f"FROM ({together}) g JOIN ({popular}) p ON p.song_title = g.song_title AND p.artist_name = g.artist_name "
+            f"CROSS JOIN (SELECT COUNT(*) AS n FROM ({seed}) q) k CROSS JOIN ({everyone}) e "
+            f"WHERE g.together >= {int(min_together)} "
+            f"ORDER BY lift DESC, g.together DESC, title, artist LIMIT {int(n)}"
         )

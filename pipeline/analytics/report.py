@@ -2,45 +2,83 @@
 
 Charts are drawn with matplotlib and embedded as inline SVG: the file opens anywhere, offline, with no
 JavaScript libraries and nothing fetched. Every chart counts one thing on its value axis (plays, or users, never
-both), says what in its axis label, and labels its bars with their figures; the page prints on A4 with no chart
-split across pages.
+both), says what in its axis label and its note, and labels its values; times are UTC; the page prints on A4 with
+no chart split across pages. Each section that answers a documented question (``queries.QUESTIONS``) carries the
+question, its parameters and the figures it shows (``data-question``, ``data-params``, ``data-figures``): the
+tests compare them with the documented SQL run on its own.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import io
-from collections.abc import Sequence
+import itertools
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, ParamSpec
 
 import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from pipeline.analytics.queries import MATCHED, Analytics
+from pipeline.analytics.queries import MATCHED, MIN_TOGETHER, Analytics
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 BLUE, GREY, ORANGE = "#3b7dd8", "#9aa5b1", "#e8833a"
 LEVEL_COLOURS = {"free": GREY, "paid": BLUE}
-plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "svg.fonttype": "none"})
+# Fewer past upgrades than this and the shares they give are flagged as a rough guide.
+FEW_UPGRADES = 20
+# Sessions a song must be played in to seed "played in the same session".
+SEED_SESSIONS = 10
+P = ParamSpec("P")
+THOUSANDS = FuncFormatter(lambda v, _: f"{v:,.0f}")
 
 
-def _svg(fig: plt.Figure) -> str:
+def _styled(chart: Callable[P, str]) -> Callable[P, str]:
+    """Draw ``chart`` under the report's style only, on a figure made without pyplot: importing the report (a
+    notebook does) changes neither the backend nor the style of anyone's own charts."""
+
+    @functools.wraps(chart)
+    def drawn(*args: P.args, **kwargs: P.kwargs) -> str:
+        with matplotlib.rc_context({"font.size": 9, "axes.titlesize": 10, "svg.fonttype": "none"}):
+            return chart(*args, **kwargs)
+
+    return drawn
+
+
+def _figure(width: float, height: float) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)  # a canvas of its own: no pyplot, no backend chosen for the process
+    return fig, fig.subplots()
+
+
+def _svg(fig: Figure) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg") :]
 
 
-def _tidy(ax: plt.Axes) -> None:
+def _counts(axis: Any) -> None:
+    """A count axis: whole numbers only, with thousands separators."""
+    axis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    axis.set_major_formatter(THOUSANDS)
+
+
+def _tidy(ax: Axes) -> None:
     ax.spines[["top", "right"]].set_visible(False)
 
 
+@_styled
 def _hbar(
     labels: Sequence[str],
     values: Sequence[float],
@@ -49,62 +87,138 @@ def _hbar(
     fmt: str = "{:,.0f}",
 ) -> str:
     """Horizontal bars, largest on top, each labelled with its value; ``unit`` names the value axis."""
-    fig, ax = plt.subplots(figsize=(7.5, max(1.6, 0.32 * len(labels) + 0.8)))
+    fig, ax = _figure(7.5, max(1.6, 0.32 * len(labels) + 0.8))
     bars = ax.barh(list(labels)[::-1], list(values)[::-1], color=list(colours or [BLUE] * len(labels))[::-1])
     ax.bar_label(bars, labels=[fmt.format(v) for v in list(values)[::-1]], padding=3, fontsize=8)
     ax.set_xlabel(unit)
+    _counts(ax.xaxis)
     ax.margins(x=0.12)
     _tidy(ax)
     return _svg(fig)
 
 
+@_styled
 def _vbar(labels: Sequence[str], values: Sequence[float], unit: str, xlabel: str) -> str:
-    fig, ax = plt.subplots(figsize=(7.5, 2.8))
+    fig, ax = _figure(7.5, 2.8)
     bars = ax.bar(list(labels), list(values), color=BLUE)
     if len(labels) <= 12:
         ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], padding=2, fontsize=8)
     ax.set_ylabel(unit)
+    _counts(ax.yaxis)
     ax.set_xlabel(xlabel)
     _tidy(ax)
     return _svg(fig)
 
 
+def _spread(ys: list[float], gap: float) -> list[float]:
+    """``ys`` moved apart as little as possible so that no two are closer than ``gap``, order kept."""
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    out = list(ys)
+    for prev, cur in itertools.pairwise(order):
+        out[cur] = max(out[cur], out[prev] + gap)
+    return out
+
+
+@_styled
 def _lines(frame: pd.DataFrame, x: str, series: str, y: str, unit: str, colours: dict[str, str] | None = None) -> str:
-    fig, ax = plt.subplots(figsize=(7.5, 3.0))
+    """One line per ``series``, each ending in its last value, the end labels kept clear of each other."""
+    fig, ax = _figure(7.5, 3.0)
+    ends: list[tuple[str, pd.Timestamp, float, Any]] = []
     for name, part in frame.groupby(series, sort=False):
         colour = colours.get(str(name)) if colours else None
-        ax.plot(pd.to_datetime(part[x]), part[y], marker="o", markersize=3, label=str(name), color=colour)
+        line = ax.plot(pd.to_datetime(part[x]), part[y], marker="o", markersize=3, label=str(name), color=colour)
         last = part.iloc[-1]
+        ends.append((str(name), pd.Timestamp(last[x]), float(last[y]), line[0].get_color()))
+    ax.set_ylim(bottom=0)
+    when = pd.to_datetime(frame[x]).drop_duplicates().sort_values()
+    if len(when) <= 10:  # weeks: a tick on each point
+        ax.set_xticks(mdates.date2num(list(when)))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+    _counts(ax.yaxis)
+    ax.set_ylabel(unit)
+    fig.canvas.draw()  # the axes' final scale, to space the labels in points
+    top = ax.get_ylim()[1]
+    points_per_unit = ax.get_window_extent().height / top * 72 / fig.dpi if top else 0
+    gap = 10 / points_per_unit if points_per_unit else 0
+    for (_, at, value, colour), placed in zip(ends, _spread([e[2] for e in ends], gap), strict=True):
         ax.annotate(
-            f"{last[y]:,.0f}",
-            (pd.to_datetime(last[x]), last[y]),
-            xytext=(4, 0),
+            f"{value:,.0f}",
+            (at, value),
+            xytext=(5, (placed - value) * points_per_unit),
             textcoords="offset points",
             fontsize=8,
             va="center",
+            color=colour,
         )
-    when = pd.to_datetime(frame[x]).drop_duplicates().sort_values()
-    if len(when) <= 10:  # weeks: a tick on each point
-        ax.set_xticks(mdates.date2num(when.dt.to_pydatetime()))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
-    ax.set_ylabel(unit)
-    ax.set_ylim(bottom=0)
-    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.06, 1))
     fig.autofmt_xdate()
     _tidy(ax)
     return _svg(fig)
 
 
-def _table(frame: pd.DataFrame, limit: int = 20) -> str:
+@dataclass
+class Columns:
+    """A table's columns as a reader sees them: header text, and how each value is written."""
+
+    names: dict[str, str]
+    formats: dict[str, Callable[[Any], str]] = field(default_factory=dict)
+
+
+def _count(v: Any) -> str:
+    return "" if pd.isna(v) else f"{int(v):,}"
+
+
+def _share(v: Any) -> str:
+    return "" if pd.isna(v) else f"{float(v):.0%}"
+
+
+def _decimal(v: Any) -> str:
+    return "" if pd.isna(v) else f"{float(v):,.2f}"
+
+
+def _table(frame: pd.DataFrame, columns: Columns, limit: int = 20) -> str:
     if frame.empty:
         return "<p class='empty'>No rows.</p>"
-    return frame.head(limit).to_html(index=False, border=0, classes="data", escape=True, float_format="{:,.2f}".format)
+    shown = frame.head(limit).loc[:, list(columns.names)]
+    return shown.rename(columns=columns.names).to_html(
+        index=False,
+        border=0,
+        classes="data",
+        escape=True,
+        formatters=columns.formats,
+        na_rep="",
+    )
 
 
-def _section(title: str, body: str, note: str = "", chart: bool = True) -> str:
-    note_html = f"<p class='note'>{html.escape(note)}</p>" if note else ""
-    kind = "chart" if chart else "table"
-    return f"<section class='{kind}'><h2>{html.escape(title)}</h2>{note_html}{body}</section>"
+def _figures(frame: pd.DataFrame) -> str:
+    return frame.to_json(orient="records", date_format="iso", date_unit="s", force_ascii=False)
+
+
+@dataclass
+class Section:
+    title: str
+    body: str
+    note: str = ""
+    chart: bool = True
+    # The documented question the section shows, its parameters, and the figures it shows.
+    question: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    figures: pd.DataFrame | None = None
+
+    @property
+    def anchor(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")
+
+    def html(self) -> str:
+        note = f"<p class='note'>{html.escape(self.note)}</p>" if self.note else ""
+        attrs = f" id='{self.anchor}' class='{'chart' if self.chart else 'table'}'"
+        if self.question:
+            figures = _figures(self.figures) if self.figures is not None else "[]"
+            attrs += (
+                f" data-question='{self.question}' data-params='{html.escape(json.dumps(self.params), quote=True)}'"
+                f" data-figures='{html.escape(figures, quote=True)}'"
+            )
+        return f"<section{attrs}><h2>{html.escape(self.title)}</h2>{note}{self.body}</section>"
 
 
 def _name(title: object, artist: object, width: int = 48) -> str:
@@ -112,28 +226,36 @@ def _name(title: object, artist: object, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _times(n: int, what: str) -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
+def _day(ts: pd.Timestamp) -> str:
+    return f"{ts.day} {ts:%b %Y}"
+
+
 def build(analytics: Analytics, source: str) -> str:
     """The whole page: one function per part of it, in reading order."""
     a = analytics
     h = a.headline()
+    period = a.period()
     songs = a.top_songs(15)
     parts = [
         *_song_side(a, h, songs),
-        *_trends(a),
-        *_levels(a),
-        *_playlists(a, songs),
+        *_trends(a, period),
+        *_levels(a, period),
+        *_playlists(a),
         *_when_and_on_what(a),
     ]
-    return _page(source, h, parts)
+    return _page(source, h, period, parts)
 
 
-def _song_side(a: Analytics, h: dict[str, int | float], songs: pd.DataFrame) -> list[str]:
+def _song_side(a: Analytics, h: dict[str, int | float], songs: pd.DataFrame) -> list[Section]:
     """How much of the plays the catalogue names, and why the rest is not matched."""
-    parts: list[str] = []
-    # ---- the song side: how much of it we can name, and why the rest is not matched
+    parts: list[Section] = []
     breakdown = a.match_breakdown()
     parts.append(
-        _section(
+        Section(
             "Why plays match a song, or not",
             _hbar(
                 breakdown["reason"].tolist(),
@@ -143,13 +265,15 @@ def _song_side(a: Analytics, h: dict[str, int | float], songs: pd.DataFrame) -> 
             )
             if len(breakdown)
             else "<p class='empty'>No plays.</p>",
-            f"{h['matched_plays']:,} of {h['plays']:,} plays ({h['match_rate']:.1%}) match a song of the catalogue "
+            f"{h['matched_plays']:,} of {h['plays']:,} plays ({h['match_rate']:.2%}) match a song of the catalogue "
             "exactly (title, artist and length). 'No song of that title' is a gap in the catalogue; the other two "
             "reasons point at the data (another spelling of the artist, another cut of the song).",
+            question="match_breakdown",
+            figures=breakdown[["reason", "plays"]],
         )
     )
     parts.append(
-        _section(
+        Section(
             "Most played songs",
             _hbar(
                 [
@@ -164,60 +288,169 @@ def _song_side(a: Analytics, h: dict[str, int | float], songs: pd.DataFrame) -> 
             else "<p class='empty'>No plays.</p>",
             "Every play, named by the title and artist the app played. Blue bars (✓) match a song of the catalogue; "
             "grey ones are songs the catalogue does not have.",
+            question="top_songs",
+            params={"n": 15},
+            figures=songs[["title", "artist", "plays"]],
         )
     )
     unmatched = a.top_unmatched(15)
-    parts.append(_section("Most played songs with no match, and why", _table(unmatched), chart=False))
+    parts.append(
+        Section(
+            "Most played songs with no match, and why",
+            _table(
+                unmatched,
+                Columns(
+                    {"title": "Song", "artist": "Artist", "plays": "Plays", "reason": "Why no match"}, {"Plays": _count}
+                ),
+            ),
+            chart=False,
+            question="top_unmatched",
+            params={"n": 15},
+            figures=unmatched,
+        )
+    )
     artists = a.top_artists(15)
     if len(artists):
         parts.append(
-            _section("Most played artists", _hbar(artists["artist"].tolist(), artists["plays"].tolist(), "plays"))
+            Section(
+                "Most played artists",
+                _hbar(artists["artist"].tolist(), artists["plays"].tolist(), "plays"),
+                question="top_artists",
+                params={"n": 15},
+                figures=artists[["artist", "plays"]],
+            )
         )
     return parts
 
 
-def _trends(a: Analytics) -> list[str]:
+def full_weeks(weekly: pd.DataFrame, period: tuple[pd.Timestamp, pd.Timestamp]) -> tuple[pd.DataFrame, list[str]]:
+    """The weeks (Monday to Sunday, UTC) the period covers whole, and how the others are described."""
+    first, last = (t.normalize() for t in period)
+    weeks = pd.to_datetime(weekly["week"])
+    whole = (weeks >= first) & (weeks + pd.Timedelta(days=6) <= last)
+    left_out = []
+    for week in sorted(set(weeks[~whole])):
+        days = (min(week + pd.Timedelta(days=6), last) - max(week, first)).days + 1
+        left_out.append(f"the week of {_day(week)} ({days} of 7 days)")
+    return weekly.loc[whole.to_numpy()], left_out
+
+
+# A day the data starts or ends more than this far into is partial: charted, it would look like a fall.
+SLACK = pd.Timedelta(hours=1)
+
+
+def whole_days(daily: pd.DataFrame, period: tuple[pd.Timestamp, pd.Timestamp]) -> tuple[pd.DataFrame, list[str]]:
+    """The days (UTC) the period covers whole, within an hour at either end, and how the others are described."""
+    first, last = period
+    days = pd.to_datetime(daily["day"])
+    partial = []
+    if first - first.normalize() > SLACK:
+        partial.append((first.normalize(), f"{_day(first)} (the data starts at {first:%H:%M})"))
+    if last.normalize() + pd.Timedelta(days=1) - last > SLACK:
+        partial.append((last.normalize(), f"{_day(last)} (the data ends at {last:%H:%M})"))
+    out = days.isin([d for d, _ in partial])
+    return daily.loc[~out.to_numpy()], [text for _, text in partial]
+
+
+def _trends(a: Analytics, period: tuple[pd.Timestamp, pd.Timestamp] | None) -> list[Section]:
     """Artists and songs over the weeks."""
-    parts: list[str] = []
-    # ---- trends
+    parts: list[Section] = []
     weekly = a.weekly_plays("artist", 5)
-    if len(weekly):
+    if len(weekly) and period is not None:
+        full, left_out = full_weeks(weekly, period)
+        note = "Plays per week, Monday to Sunday (UTC), of the five artists most played overall."
+        if left_out:
+            note += " Partial weeks are left out, so none looks like a fall or a rise: " + "; ".join(left_out) + "."
         parts.append(
-            _section(
+            Section(
                 "Weekly plays of the five most played artists",
-                _lines(weekly, "week", "artist_name", "plays", "plays per week"),
-                "Weeks start on Monday (UTC); the first and last weeks may be partial.",
+                _lines(full, "week", "artist_name", "plays", "plays per week")
+                if len(full)
+                else "<p class='empty'>The data covers no whole week.</p>",
+                note,
+                question="weekly_plays",
+                params={"by": "artist", "n": 5},
+                figures=weekly,
             )
         )
     movers = a.movers("song", 5)
     parts.append(
-        _section(
+        Section(
             "Songs growing and falling",
-            _table(movers.rename(columns={"song_title": "title", "artist_name": "artist"})),
+            _table(
+                movers,
+                Columns(
+                    {
+                        "song_title": "Song",
+                        "artist_name": "Artist",
+                        "last_week": "Last 7 days",
+                        "week_before": "7 days before",
+                        "change": "Change",
+                        "direction": "",
+                    },
+                    {"Last 7 days": _count, "7 days before": _count, "Change": lambda v: f"{int(v):+,}"},
+                ),
+            ),
             "Plays in the last 7 days of data against the 7 days before (at least 3 plays in one of them).",
             chart=False,
+            question="movers",
+            params={"by": "song", "n": 5},
+            figures=movers,
         )
     )
     return parts
 
 
-def _levels(a: Analytics) -> list[str]:
-    """Paying and free users, and whom to offer a subscription."""
-    parts: list[str] = []
-    # ---- levels
-    per_day = a.users_by_level_per_day()
-    if len(per_day):
+def _levels(a: Analytics, period: tuple[pd.Timestamp, pd.Timestamp] | None) -> list[Section]:
+    """Who listens each day at which level, and whom to offer a subscription."""
+    parts: list[Section] = []
+    active = a.active_users_per_day()
+    if len(active) and period is not None:
+        shown, left_out = whole_days(active, period)
+        note = (
+            "Users who played at least one song that day (UTC), by their level when they played; one who changed "
+            "level that day counts at both."
+        )
+        if len(shown):
+            last_day = pd.to_datetime(shown["day"]).max()
+            on_last = shown[pd.to_datetime(shown["day"]) == last_day].set_index("level")["users"]
+            note += f" On {_day(last_day)}: " + ", ".join(f"{n:,} {lv}" for lv, n in on_last.items()) + "."
+        if left_out:
+            note += " Days the data covers in part are left out: " + "; ".join(left_out) + "."
         parts.append(
-            _section(
-                "Paying and free users per day",
-                _lines(per_day, "day", "level", "users", "users", LEVEL_COLOURS),
-                "Users with a period at that level on that day (user_levels); one who changed level that day counts "
-                "at both.",
+            Section(
+                "Active users per day, by level",
+                _lines(shown, "day", "level", "users", "users who played that day", LEVEL_COLOURS)
+                if len(shown)
+                else "<p class='empty'>The data covers no whole day.</p>",
+                note,
+                question="active_users_per_day",
+                figures=active,
+            )
+        )
+    known = a.known_users_by_level_per_day()
+    if len(known) and period is not None:
+        shown, left_out = whole_days(known, period)
+        note = (
+            "Every user seen by that day, at the level they held (user_levels), whether or not they played: the "
+            "subscriber base, not the activity."
+        )
+        if left_out:
+            note += " Days the data covers in part are left out: " + "; ".join(left_out) + "."
+        parts.append(
+            Section(
+                "Known users by level, per day",
+                _lines(shown, "day", "level", "users", "users seen so far", LEVEL_COLOURS)
+                if len(shown)
+                else "<p class='empty'>The data covers no whole day.</p>",
+                note,
+                question="known_users_by_level_per_day",
+                figures=known,
             )
         )
     levels = a.levels()
     parts.append(
-        _section(
+        Section(
             "Users by current level",
             _hbar(
                 levels["level"].tolist(),
@@ -228,7 +461,7 @@ def _levels(a: Analytics) -> list[str]:
         )
     )
     parts.append(
-        _section(
+        Section(
             "Plays by the level at the time of the play",
             _hbar(
                 levels["level"].tolist(),
@@ -238,60 +471,139 @@ def _levels(a: Analytics) -> list[str]:
             ),
         )
     )
-    targets = a.promotion_targets(15)
-    parts.append(
-        _section(
-            "Free users to offer a subscription",
-            _table(targets),
-            "Most active first: plays per day in their current free period. 'upgraders_below' is the share of past "
-            "upgrades whose user was less active before upgrading than this user is now.",
-            chart=False,
-        )
-    )
+    parts.append(_promotion(a))
     changes = a.level_changes()
     parts.append(
-        _section(
+        Section(
             "Who upgraded and downgraded, when",
-            _table(changes.assign(changed_at=changes["changed_at"].astype(str))),
-            f"{(changes['to_level'] == 'paid').sum()} upgrades and {(changes['to_level'] == 'free').sum()} "
-            "downgrades, from user_levels.",
+            _table(
+                changes.assign(changed_at=pd.to_datetime(changes["changed_at"]).dt.strftime("%Y-%m-%d %H:%M")),
+                Columns({"user_id": "User", "changed_at": "Changed at (UTC)", "from_level": "From", "to_level": "To"}),
+            ),
+            f"{_times((changes['to_level'] == 'paid').sum(), 'upgrade')} and "
+            f"{_times((changes['to_level'] == 'free').sum(), 'downgrade')}, from the level history (user_levels).",
             chart=False,
+            question="level_changes",
+            figures=changes,
         )
     )
     return parts
 
 
-def _playlists(a: Analytics, songs: pd.DataFrame) -> list[str]:
-    """A first step toward playlists."""
-    parts: list[str] = []
-    # ---- playlists
-    if len(songs):
-        seed_title, seed_artist = str(songs["title"].iloc[0]), str(songs["artist"].iloc[0])
+def _promotion(a: Analytics) -> Section:
+    targets = a.promotion_targets(15)
+    upgrades = int(targets["upgraders"].max()) if len(targets) and targets["upgraders"].notna().any() else 0
+    note = (
+        "Most active first: plays per day in their current free period. 'Past upgraders less active' is the "
+        "share of past upgrades whose user played less per day before upgrading than this user does now: "
+    )
+    if upgrades == 0:
+        note += "the history holds no upgrade yet, so there is nothing to compare with."
+    elif upgrades < FEW_UPGRADES:
+        note += f"of only {upgrades:,} upgrade{'s' if upgrades > 1 else ''}, so read it as a rough guide."
+    else:
+        note += f"of {upgrades:,} upgrades."
+    return Section(
+        "Free users to offer a subscription",
+        _table(
+            targets.assign(name=targets["first_name"].fillna("") + " " + targets["last_name"].fillna("")),
+            Columns(
+                {
+                    "user_id": "User",
+                    "name": "Name",
+                    "plays": "Plays",
+                    "sessions": "Sessions",
+                    "days_free": "Days free",
+                    "plays_per_day": "Plays per day",
+                    "upgraders_below": "Past upgraders less active",
+                },
+                {
+                    "Plays": _count,
+                    "Sessions": _count,
+                    "Days free": lambda v: f"{float(v):,.1f}",
+                    "Plays per day": _decimal,
+                    "Past upgraders less active": _share,
+                },
+            ),
+        ),
+        note,
+        chart=False,
+        question="promotion_targets",
+        params={"n": 15},
+        figures=targets,
+    )
+
+
+def _playlists(a: Analytics) -> list[Section]:
+    """A first step toward playlists: songs that go together, beyond their popularity."""
+    seeds = a.co_play_seeds(3, SEED_SESSIONS)
+    measure = (
+        "Lift: how many times more often a song is played in a session with the seed than in any session "
+        f"(1 is what its popularity predicts). Only songs in at least {MIN_TOGETHER} of the seed's sessions are "
+        "ranked; fewer is noise."
+    )
+    parts = [
+        Section(
+            "Songs played together",
+            _table(seeds, Columns({"title": "Song", "artist": "Artist", "sessions": "Sessions"}, {"Sessions": _count}))
+            if len(seeds)
+            else f"<p class='empty'>Too few sessions for an answer: no song was played in {SEED_SESSIONS} sessions "
+            "or more.</p>",
+            f"A first step toward playlists: for the songs played in the most sessions (at least {SEED_SESSIONS}), "
+            f"the songs that go with them beyond their popularity. {measure}",
+            chart=False,
+            question="co_play_seeds",
+            params={"n": 3, "min_sessions": SEED_SESSIONS},
+            figures=seeds,
+        )
+    ]
+    for title, artist, sessions in zip(seeds["title"], seeds["artist"], seeds["sessions"], strict=True):
+        together = a.played_with(str(title), str(artist), 10)
+        body = (
+            _table(
+                together,
+                Columns(
+                    {
+                        "title": "Song",
+                        "artist": "Artist",
+                        "together": "Sessions together",
+                        "song_sessions": "Sessions with the song",
+                        "lift": "Lift",
+                    },
+                    {"Sessions together": _count, "Sessions with the song": _count, "Lift": lambda v: f"{v:,.1f}×"},
+                ),
+            )
+            if len(together)
+            else f"<p class='empty'>Too thin for an answer: no song shares {MIN_TOGETHER} of its "
+            f"{int(sessions):,} sessions.</p>"
+        )
         parts.append(
-            _section(
-                f"Played in the same session as “{seed_title}” by {seed_artist}",
-                _table(a.played_with(seed_title, seed_artist, 10)),
-                "A first step toward playlists: the songs most often in the same session as the most played one.",
+            Section(
+                f"Played in the same session as “{title}” by {artist}",
+                body,
+                f"The seed was played in {int(sessions):,} sessions; lift as above.",
                 chart=False,
+                question="played_with",
+                params={"title": str(title), "artist": str(artist), "n": 10},
+                figures=together,
             )
         )
     return parts
 
 
-def _when_and_on_what(a: Analytics) -> list[str]:
+def _when_and_on_what(a: Analytics) -> list[Section]:
     """Plays by hour, weekday, browser and operating system."""
-    parts: list[str] = []
-    # ---- when and on what
+    parts: list[Section] = []
     hours = a.plays_by_hour()
     parts.append(
-        _section(
+        Section(
             "Plays by hour of day",
             _vbar([str(x) for x in hours["hour"]], hours["plays"].tolist(), "plays", "hour (UTC)"),
         )
     )
     days = a.plays_by_weekday()
     parts.append(
-        _section(
+        Section(
             "Plays by weekday",
             _vbar([WEEKDAYS[int(d) - 1] for d in days["weekday"]], days["plays"].tolist(), "plays", "weekday (UTC)"),
         )
@@ -300,12 +612,15 @@ def _when_and_on_what(a: Analytics) -> list[str]:
     for what in ("browser", "os"):
         by = agents.groupby(what)["plays"].sum().sort_values(ascending=False)
         title = "Plays by browser" if what == "browser" else "Plays by operating system"
-        parts.append(_section(title, _hbar(by.index.tolist(), by.tolist(), "plays")))
+        parts.append(Section(title, _hbar(by.index.tolist(), by.tolist(), "plays")))
     return parts
 
 
-def _page(source: str, h: dict[str, int | float], parts: list[str]) -> str:
-    """The page around the sections: title, headline cards, styles, and the hook the tests read."""
+def _page(
+    source: str, h: dict[str, int | float], period: tuple[pd.Timestamp, pd.Timestamp] | None, parts: list[Section]
+) -> str:
+    """The page around the sections: title, what it covers, headline cards, contents, styles, and the hook the
+    tests read."""
     cards = "".join(
         f"<div class='card'><div class='n'>{v}</div><div>{html.escape(k)}</div></div>"
         for k, v in (
@@ -317,6 +632,8 @@ def _page(source: str, h: dict[str, int | float], parts: list[str]) -> str:
         )
     )
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    covers = f"Plays from {_day(period[0])} to {_day(period[1])} (UTC)" if period is not None else "No plays loaded yet"
+    contents = "".join(f"<li><a href='#{p.anchor}'>{html.escape(p.title)}</a></li>" for p in parts)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sparkify listening report</title>
@@ -324,10 +641,11 @@ def _page(source: str, h: dict[str, int | float], parts: list[str]) -> str:
 body {{ font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 52rem; padding: 0 1rem; color: #222;
   line-height: 1.4; }}
 h1 {{ margin-bottom: .2rem; }} h2 {{ font-size: 1.1rem; margin: 0 0 .3rem; }}
-.meta {{ color: #666; margin-top: 0; }}
+.meta {{ color: #666; margin-top: 0; }} .period {{ font-size: 1.05rem; margin: .2rem 0; }}
 .cards {{ display: flex; gap: .8rem; flex-wrap: wrap; }}
 .card {{ border: 1px solid #ddd; border-radius: 8px; padding: .6rem 1rem; }}
 .card .n {{ font-size: 1.5rem; font-weight: 600; }}
+nav ol {{ columns: 2; font-size: .9rem; padding-left: 1.2rem; }}
 section {{ margin: 1.8rem 0; break-inside: avoid; page-break-inside: avoid; }}
 section svg {{ max-width: 100%; height: auto; display: block; }}
 table.data {{ border-collapse: collapse; font-size: .85rem; }}
@@ -336,14 +654,16 @@ table.data td, table.data th {{ padding: .2rem .6rem; border-bottom: 1px solid #
 @media print {{
   @page {{ size: A4; margin: 14mm; }}
   body {{ max-width: none; margin: 0; padding: 0; font-size: 10pt; }}
-  section {{ margin: 1rem 0; }}
+  section {{ margin: 1rem 0; }} nav {{ display: none; }}
 }}
 </style></head>
 <body>
 <h1>Sparkify listening report</h1>
-<p class="meta">Warehouse: {html.escape(source)} &middot; generated {generated}</p>
+<p class="period">{html.escape(covers)}</p>
+<p class="meta">Warehouse: {html.escape(source)} &middot; generated {generated} &middot; all times UTC</p>
 <div class="cards">{cards}</div>
-{"".join(parts)}
+<nav><h2>Contents</h2><ol>{contents}</ol></nav>
+{"".join(p.html() for p in parts)}
 <script>
   // Lets a headless browser (and the tests) confirm that every chart was laid out with a size.
   const charts = [...document.querySelectorAll("section.chart svg")];

@@ -354,6 +354,8 @@ def _day(
     c: _Catalogue,
     u: _Users,
     unknown: _Unknown,
+    catalogue_share: float = 0.1,
+    skew: float = 1.0,
 ) -> tuple[bytes, int]:
     """One day's ``n`` events as the log file's bytes, in time order; returns them and the sessions used."""
     sess_len = _sessions(rng, n)
@@ -378,8 +380,10 @@ def _day(
     out_pages, out_w = _weights(_LOGGED_OUT_PAGES)
     page_other = np.array(other_pages)[rng.choice(len(other_pages), n, p=other_w)]
     page_out = np.array(out_pages)[rng.choice(len(out_pages), n, p=out_w)]
-    pick_catalogue = rng.random(n) < 0.1 if songs else np.zeros(n, bool)
+    pick_catalogue = rng.random(n) < catalogue_share if songs else np.zeros(n, bool)
     cat_song = rng.integers(0, max(songs, 1), n)
+    if skew != 1.0:  # the same draws, bent toward the first songs: some songs far more played than others
+        cat_song = (songs * (cat_song / max(songs, 1)) ** skew).astype(np.int64)
     unk_song = np.minimum(rng.zipf(1.3, n) - 1, len(unknown.titles) - 1)
     lines = []
     for j in np.argsort(ts, kind="stable"):
@@ -433,12 +437,24 @@ def _event(
 
 
 def generate(
-    out_songs: Path, out_logs: Path, songs: int, events: int, seed: int = 42, days: int = 30
+    out_songs: Path,
+    out_logs: Path,
+    songs: int,
+    events: int,
+    seed: int = 42,
+    days: int = 30,
+    catalogue_share: float = 0.1,
+    skew: float = 1.0,
 ) -> GenerateResult:
     """Write ``songs`` song files under ``out_songs`` and ``events`` events, one file a day, under ``out_logs``.
 
+    ``catalogue_share`` of the plays are of catalogue songs (the rest of songs it lacks, whose popularity is
+    steep), picked evenly, or with ``skew`` above 1 the first songs far more often than the rest: the demo plays
+    its catalogue as a service with a fitting catalogue would, so a first report shows a matched warehouse.
+
     The same seed always writes the same bytes: every draw comes from ``seed``'s stream in a fixed order, and the
-    accents from a stream of their own, so adding them changed nothing else."""
+    accents from a stream of their own, so adding them changed nothing else. The share and the skew change what
+    the draws mean, not which are made."""
     rng = np.random.default_rng(seed)
     accents = np.random.default_rng([seed, 1])
     catalogue = _catalogue(rng, accents, songs)
@@ -455,7 +471,9 @@ def generate(
         data, sessions = (
             (b"", 0)
             if per_day[day] == 0
-            else _day(rng, day_start, int(per_day[day]), session, songs, catalogue, users, unknown)
+            else _day(
+                rng, day_start, int(per_day[day]), session, songs, catalogue, users, unknown, catalogue_share, skew
+            )
         )
         session += sessions
         path.write_bytes(data)

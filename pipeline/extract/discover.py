@@ -18,7 +18,7 @@ from fsspec.implementations.local import LocalFileSystem
 from pipeline.core.errors import SourceError
 from pipeline.extract.formats import DEFAULT_FORMAT, suffix_of
 
-__all__ = ["SourceError", "SourceFile", "compression", "discover", "is_data_file", "open_fs", "why_not_data"]
+__all__ = ["SourceError", "SourceFile", "compression", "discover", "is_data_file", "open_fs", "spread", "why_not_data"]
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,15 @@ def why_not_data(relative: str, suffix: str = DEFAULT_SUFFIX) -> str | None:
     if base.endswith(suffix):
         return None
     return f"not *{suffix} (nor compressed *{suffix})"
+
+
+def spread(files: list[SourceFile], at_most: int) -> list[SourceFile]:
+    """At most ``at_most`` of ``files``, evenly spread over the listing (all of them when there are no more): what
+    a notebook reads, so pointed at a production bucket it looks at a sample instead of fetching everything."""
+    if len(files) <= at_most:
+        return files
+    step = len(files) / at_most
+    return [files[int(i * step)] for i in range(at_most)]
 
 
 def is_data_file(relative: str, suffix: str = DEFAULT_SUFFIX) -> bool:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.extract.discover import SourceError, discover, is_data_file
+from pipeline.extract.discover import SourceError, SourceFile, discover, is_data_file, spread
 
 
 def test_only_json_outside_hidden_folders(tmp_path: Path) -> None:
@@ -48,3 +48,10 @@ def test_is_data_file(relative: str, ok: bool) -> None:
 def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="not found"):
         discover(str(tmp_path / "nope"))
+
+
+def test_a_notebooks_sample_of_files_is_capped_and_spread_over_the_listing() -> None:
+    files = [SourceFile(f"/d/{i:03}.json", f"/d/{i:03}.json", 1, "") for i in range(100)]
+    picked = spread(files, 10)
+    assert [f.path for f in picked] == [f"/d/{i:03}.json" for i in range(0, 100, 10)]
+    assert spread(files, 500) == files, "under the cap, every file"
