@@ -25,9 +25,10 @@ def integrity_checks(target: Target) -> list[Check]:
 
 
 def _values(relations: list[str], columns: tuple[str, ...]) -> str:
-    """``columns`` of every row of ``relations``, as one relation."""
+    """``columns`` of every row of ``relations``, as one relation. Each is aliased: a relation may be a subquery,
+    which PostgreSQL before 16 (and Redshift's older grammar) accepts in FROM only with an alias."""
     cols = column_list(columns)
-    return "(" + " UNION ALL ".join(f"SELECT {cols} FROM {r}" for r in relations) + ")"
+    return "(" + " UNION ALL ".join(f"SELECT {cols} FROM {r} w{i}" for i, r in enumerate(relations)) + ")"
 
 
 def _primary_key(target: Target, table: Table) -> list[Check]:

@@ -36,6 +36,8 @@ def reconciliation_check(dialect: Dialect, schema: str, staged: str | None, deri
     )
     wrote = f"({fresh}SELECT {cols} FROM {derived})"
     match = " AND ".join(f"e.{quote(c)} = s.{quote(c)}" for c in ("songplay_id", *SONGPLAYS.locality))
+    # The ids written are distinct (a staged play that was contested is written once, derived again), so every one is
+    # in the warehouse exactly when as many distinct ids match as were written; repeats are the key check's.
     return Check(
         "songplays.reconciles_with_events",
         f'SELECT (SELECT COUNT(*) FROM {wrote} e) - (SELECT COUNT(DISTINCT s."songplay_id") FROM {t} s '

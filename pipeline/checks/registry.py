@@ -9,9 +9,15 @@ from collections.abc import Callable
 from pipeline.checks.base import Check, Target
 from pipeline.checks.integrity import integrity_checks
 from pipeline.checks.levels import level_history_checks
+from pipeline.checks.lookup import lookup_checks
 from pipeline.checks.reconciliation import reconciliation_checks
 
-CHECKS: list[Callable[[Target], list[Check]]] = [integrity_checks, level_history_checks, reconciliation_checks]
+CHECKS: list[Callable[[Target], list[Check]]] = [
+    integrity_checks,
+    level_history_checks,
+    lookup_checks,
+    reconciliation_checks,
+]
 
 
 def declared(target: Target) -> list[Check]:

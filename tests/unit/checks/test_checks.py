@@ -223,3 +223,62 @@ def test_a_check_added_to_the_registry_is_run_by_check_and_by_the_load(
         assert con.execute("SELECT COUNT(*) FROM songplays").fetchone() == (2,), "rolled back"
         con.execute("UPDATE songplays SET session_id = 99")
     assert _failed(dest) == {"songplays.session_not_99": 2}
+
+
+def test_a_stale_song_lookup_is_found_by_the_audit_and_by_check(tmp_path: Path) -> None:
+    dest = _loaded(tmp_path)
+    with duckdb.connect(dest.path) as con:
+        assert con.execute("SELECT COUNT(*) FROM _sparkify_song_lookup").fetchone() == (1,)
+        con.execute("UPDATE _sparkify_song_lookup SET song_length = song_length + 1")  # as an older version left it
+    assert _failed(dest) == {"_sparkify_song_lookup.names_songs": 1}
+
+
+def test_the_audit_is_due_a_week_after_the_last_less_an_hour(tmp_path: Path) -> None:
+    """A nightly cron audits on the seventh night even when that night reaches its checks a little earlier in the
+    day than the audit a week before did; not on the sixth."""
+    dest = _loaded(tmp_path)
+
+    def due_after(age: str) -> bool:
+        with duckdb.connect(dest.path) as con:
+            con.execute(f"UPDATE _sparkify_audits SET audited_at = now()::TIMESTAMP - INTERVAL '{age}'")
+        with dest.session() as s:
+            return dest._audit_due(s, 7)
+
+    assert not due_after("6 days 20 hours")
+    assert due_after("6 days 23 hours 50 minutes")
+    assert due_after("8 days")
+    with dest.session() as s:
+        assert dest._audit_due(s, 0), "0 audits every load"
+
+
+@pytest.mark.parametrize("written_again", [False, True])
+def test_a_night_that_removes_a_key_finds_the_rows_still_referring_to_it(written_again: bool) -> None:
+    """Confined to a night, the foreign-key checks still read the stored rows that refer to a key it deleted and did
+    not write again: a song removed, a user dropped, a time no play has."""
+    from pipeline.checks.base import Scope, Target, Written
+    from pipeline.checks.integrity import integrity_checks
+    from pipeline.core.schema import SONGS, TABLES
+
+    con = duckdb.connect()
+    for table in TABLES:
+        con.execute(DUCKDB.create_table("main", table))
+    con.execute("INSERT INTO users (user_id, level) VALUES ('1', 'free')")
+    con.execute("INSERT INTO time VALUES ('2018-11-01 10:00:00', 10, 1, 44, 11, 2018, 4)")
+    con.execute("INSERT INTO artists (artist_id) VALUES ('AR1')")
+    con.execute("INSERT INTO songs (song_id, artist_id) VALUES ('SO1', 'AR1')")
+    con.execute(
+        "INSERT INTO songplays (songplay_id, start_time, user_id, song_id, artist_id, session_id) "
+        "VALUES ('1:1:0', '2018-11-01 10:00:00', '1', 'SO1', 'AR1', 1)"
+    )
+    con.execute("CREATE TEMP TABLE gone_songs AS SELECT 'SO1' AS song_id")
+    con.execute("CREATE TEMP TABLE new_songs AS SELECT * FROM songs WHERE song_id = 'SO1'")
+    if not written_again:
+        con.execute("DELETE FROM songs")  # the night removed the song, which a stored play still names
+    scope = Scope(
+        written={"songs": [Written("new_songs", tuple(SONGS.column_names))]} if written_again else {},
+        deleted={"songs": ["gone_songs"]},
+    )
+    checks = {c.name: c for c in integrity_checks(Target(DUCKDB, "main", scope=scope))}
+    assert "songplays.primary_key_unique" not in checks, "the night wrote no play: nothing of songplays to check"
+    [(orphans,)] = con.execute(checks["songplays.song_id_in_songs"].sql).fetchall()
+    assert orphans == (0 if written_again else 1)
