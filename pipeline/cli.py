@@ -224,8 +224,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from pipeline.analytics.queries import Analytics
     from pipeline.analytics.report import write
 
-    dest = _existing(args)
-    out = write(Analytics(dest), dest.describe(), Path(args.out))
+    analytics = Analytics(_existing(args))
+    # What it read: the read copy where the warehouse publishes one, never the file a night loads.
+    out = write(analytics, analytics.dest.describe(), Path(args.out))
     print(f"report written to {out}")
     return EXIT_OK
 

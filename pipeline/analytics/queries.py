@@ -42,8 +42,15 @@ QUESTIONS = (
     "co_play_seeds",
     "played_with",
 )
-# Sessions holding both songs before a co-played song is ranked at all: below it, lift is noise.
+# Sessions holding both songs, and holding the song at all, before a co-played song is ranked: below them, lift is
+# noise (a song played in three sessions, all with the seed, would top every list).
 MIN_TOGETHER = 3
+# Free periods shorter than this many days neither make a promotion target nor count as an upgrade to compare with.
+MIN_FREE_DAYS = 1
+MIN_SONG_SESSIONS = 5
+# A seed in this share of all sessions or more cannot show an association: no song can be with it much more often
+# than chance already puts it there.
+MAX_SEED_SHARE = 0.2
 
 
 @lru_cache(maxsize=4096)
@@ -106,6 +113,16 @@ class Analytics:
         return self.q(
             f"SELECT t.hour, COUNT(*) AS plays FROM {self._t('songplays')} p "
             f"JOIN {self._t('time')} t ON t.start_time = p.start_time GROUP BY t.hour ORDER BY t.hour"
+        )
+
+    def plays_per_day(self) -> pd.DataFrame:
+        """Plays on each (UTC) day that has any."""
+        return _ints(
+            self.q(
+                f"SELECT DATE_TRUNC('day', start_time) AS day, COUNT(*) AS plays FROM {self._t('songplays')} "
+                "GROUP BY DATE_TRUNC('day', start_time) ORDER BY day"
+            ),
+            "plays",
         )
 
     def plays_by_weekday(self) -> pd.DataFrame:
@@ -271,10 +288,12 @@ class Analytics:
     def promotion_targets(self, n: int = 20) -> pd.DataFrame:
         """Free users to offer a subscription, most active first, next to the users who upgraded before.
 
-        Activity is plays per day over the user's current free period (at least one day). ``upgraders_below``
-        is the share (0 to 1) of past upgrades whose user was less active in the free period before upgrading
-        than this user is now: a user above most past upgraders is a likely convert. ``upgraders`` is how many
-        past upgrades the share is of (null where there were none): with a handful, it is a rough guide.
+        Activity is plays per day over the user's current free period. ``upgraders_below`` is the share (0 to 1) of
+        past upgrades whose user was less active in the free period before upgrading than this user is now: a user
+        above most past upgraders is a likely convert. ``upgraders`` is how many past upgrades the share is of (0,
+        and the share null, where there were none): with a handful, it is a rough guide. Free periods shorter than
+        ``MIN_FREE_DAYS`` are left out on both sides: a user free for an hour is too new to judge, and a free spell
+        of minutes between two paid ones is a billing blip, not an upgrade to learn from.
         """
         out = _ints(self.q(self.promotion_targets_sql(n)), "plays", "sessions", "upgraders")
         for c in ("days_free", "plays_per_day", "upgraders_below"):
@@ -292,17 +311,17 @@ class Analytics:
         activity = (
             "SELECT f.user_id, f.valid_from, f.valid_to, f.next_level, COUNT(p.songplay_id) AS plays, "
             "COUNT(DISTINCT p.session_id) AS sessions, "
-            f"GREATEST(1.0, (EXTRACT(EPOCH FROM COALESCE(f.valid_to, {end})) - EXTRACT(EPOCH FROM f.valid_from))"
-            " / 86400.0) AS days "
+            f"(EXTRACT(EPOCH FROM COALESCE(f.valid_to, {end})) - EXTRACT(EPOCH FROM f.valid_from)) / 86400.0 AS days "
             f"FROM ({periods}) f LEFT JOIN {sp} p ON p.user_id = f.user_id AND p.start_time >= f.valid_from "
             "AND (f.valid_to IS NULL OR p.start_time < f.valid_to) "
             "WHERE f.level = 'free' GROUP BY f.user_id, f.valid_from, f.valid_to, f.next_level"
         )
         return (
             f"WITH a AS ({activity}), "
-            "upgraded AS (SELECT plays / days AS per_day FROM a WHERE next_level = 'paid'), "
+            "upgraded AS (SELECT plays / days AS per_day FROM a "
+            f"WHERE next_level = 'paid' AND days >= {MIN_FREE_DAYS}), "
             "candidates AS (SELECT user_id, plays, sessions, days, plays / days AS per_day FROM a "
-            "WHERE valid_to IS NULL), "
+            f"WHERE valid_to IS NULL AND days >= {MIN_FREE_DAYS}), "
             "below AS (SELECT c.user_id, COUNT(g.per_day) AS n FROM candidates c "
             "LEFT JOIN upgraded g ON g.per_day < c.per_day GROUP BY c.user_id) "
             "SELECT c.user_id, u.first_name, u.last_name, c.plays, c.sessions, c.days AS days_free, "
@@ -387,39 +406,60 @@ class Analytics:
             "WHERE song_title IS NOT NULL AND artist_name IS NOT NULL"
         )
 
-    def co_play_seeds(self, n: int = 3, min_sessions: int = 10) -> pd.DataFrame:
-        """Songs played in the most sessions (at least ``min_sessions``): seeds for ``played_with`` with enough
-        sessions for an association to show."""
-        return _ints(self.q(self.co_play_seeds_sql(n, min_sessions)), "sessions")
+    def _all_sessions(self) -> str:
+        return f"SELECT COUNT(*) AS n FROM (SELECT DISTINCT user_id, session_id FROM {self._t('songplays')}) z"
 
-    def co_play_seeds_sql(self, n: int = 3, min_sessions: int = 10) -> str:
+    def co_play_seeds(self, n: int = 3, min_sessions: int = 10, max_share: float = MAX_SEED_SHARE) -> pd.DataFrame:
+        """Songs played in the most sessions, at least ``min_sessions`` and under ``max_share`` of all sessions:
+        seeds for ``played_with`` with enough sessions for an association to show, and room for one to."""
+        return _ints(self.q(self.co_play_seeds_sql(n, min_sessions, max_share)), "sessions")
+
+    def co_play_seeds_sql(self, n: int = 3, min_sessions: int = 10, max_share: float = MAX_SEED_SHARE) -> str:
         return (
-            "SELECT song_title AS title, artist_name AS artist, COUNT(*) AS sessions "
-            f"FROM ({self._sessions_of_songs()}) s GROUP BY song_title, artist_name "
-            f"HAVING COUNT(*) >= {int(min_sessions)} ORDER BY sessions DESC, title, artist LIMIT {int(n)}"
+            "SELECT s.song_title AS title, s.artist_name AS artist, COUNT(*) AS sessions "
+            f"FROM ({self._sessions_of_songs()}) s CROSS JOIN ({self._all_sessions()}) e "
+            "GROUP BY s.song_title, s.artist_name, e.n "
+            f"HAVING COUNT(*) >= {int(min_sessions)} AND COUNT(*) < {float(max_share)!r} * e.n "
+            f"ORDER BY sessions DESC, title, artist LIMIT {int(n)}"
         )
 
-    def played_with(self, title: str, artist: str, n: int = 10, min_together: int = MIN_TOGETHER) -> pd.DataFrame:
+    def played_with(
+        self,
+        title: str,
+        artist: str,
+        n: int = 10,
+        min_together: int = MIN_TOGETHER,
+        min_song_sessions: int = MIN_SONG_SESSIONS,
+    ) -> pd.DataFrame:
         """Songs played in the same session as (``title``, ``artist``) more often than their popularity
         predicts: a first step to playlists.
 
         ``lift`` = P(song | session has the seed) / P(song): how many times more often the song is in a seed's
-        session than in any session (1 is what popularity alone predicts). Only songs in at least
-        ``min_together`` of the seed's sessions are ranked; with fewer, lift is noise. ``together`` counts
-        sessions holding both, ``seed_sessions`` the seed's, ``song_sessions`` the song's, ``all_sessions`` all.
-        An empty frame means the data is too thin for an answer.
+        session than in any session (1 is what popularity alone predicts). ``expected`` is how many sessions would
+        hold both if the two were unrelated, beside ``together``, how many do. Only songs in at least
+        ``min_together`` of the seed's sessions and ``min_song_sessions`` sessions in all are ranked; with fewer,
+        lift is noise. ``seed_sessions`` counts the seed's sessions, ``song_sessions`` the song's, ``all_sessions``
+        all. An empty frame means the data is too thin for an answer.
         """
         out = _ints(
-            self.q(self.played_with_sql(title, artist, n, min_together)),
+            self.q(self.played_with_sql(title, artist, n, min_together, min_song_sessions)),
             "together",
             "seed_sessions",
             "song_sessions",
             "all_sessions",
         )
-        out["lift"] = pd.to_numeric(out["lift"]).astype(float)
+        for c in ("expected", "lift"):
+            out[c] = pd.to_numeric(out[c]).astype(float)
         return out
 
-    def played_with_sql(self, title: str, artist: str, n: int = 10, min_together: int = MIN_TOGETHER) -> str:
+    def played_with_sql(
+        self,
+        title: str,
+        artist: str,
+        n: int = 10,
+        min_together: int = MIN_TOGETHER,
+        min_song_sessions: int = MIN_SONG_SESSIONS,
+    ) -> str:
         t, a = self.dest.dialect.literal(title), self.dest.dialect.literal(artist)
         s = self._sessions_of_songs()
         seed = f"SELECT user_id, session_id FROM ({s}) x WHERE song_title = {t} AND artist_name = {a}"
@@ -431,13 +471,13 @@ class Analytics:
         popular = (
             f"SELECT song_title, artist_name, COUNT(*) AS song_sessions FROM ({s}) y GROUP BY song_title, artist_name"
         )
-        everyone = f"SELECT COUNT(*) AS n FROM (SELECT DISTINCT user_id, session_id FROM {self._t('songplays')}) z"
+        expected = "CAST(k.n AS DOUBLE PRECISION) * p.song_sessions / e.n"
         return (
-            "SELECT g.song_title AS title, g.artist_name AS artist, g.together, k.n AS seed_sessions, "
-            "p.song_sessions, e.n AS all_sessions, "
-            "CAST(g.together AS DOUBLE PRECISION) * e.n / (CAST(k.n AS DOUBLE PRECISION) * p.song_sessions) AS lift "
+            "SELECT g.song_title AS title, g.artist_name AS artist, g.together, "
+            f"{expected} AS expected, k.n AS seed_sessions, p.song_sessions, e.n AS all_sessions, "
+            f"CAST(g.together AS DOUBLE PRECISION) / ({expected}) AS lift "
             f"FROM ({together}) g JOIN ({popular}) p ON p.song_title = g.song_title AND p.artist_name = g.artist_name "
-            f"CROSS JOIN (SELECT COUNT(*) AS n FROM ({seed}) q) k CROSS JOIN ({everyone}) e "
-            f"WHERE g.together >= {int(min_together)} "
+            f"CROSS JOIN (SELECT COUNT(*) AS n FROM ({seed}) q) k CROSS JOIN ({self._all_sessions()}) e "
+            f"WHERE g.together >= {int(min_together)} AND p.song_sessions >= {int(min_song_sessions)} "
             f"ORDER BY lift DESC, g.together DESC, title, artist LIMIT {int(n)}"
         )

@@ -30,7 +30,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from pipeline.analytics.queries import MATCHED, MIN_TOGETHER, Analytics
+from pipeline.analytics.queries import (
+    MATCHED,
+    MAX_SEED_SHARE,
+    MIN_FREE_DAYS,
+    MIN_SONG_SESSIONS,
+    MIN_TOGETHER,
+    Analytics,
+)
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 BLUE, GREY, ORANGE = "#3b7dd8", "#9aa5b1", "#e8833a"
@@ -121,14 +128,18 @@ def _spread(ys: list[float], gap: float) -> list[float]:
 
 @_styled
 def _lines(frame: pd.DataFrame, x: str, series: str, y: str, unit: str, colours: dict[str, str] | None = None) -> str:
-    """One line per ``series``, each ending in its last value, the end labels kept clear of each other."""
+    """One line per ``series``, each ending in its last value, the end labels kept clear of each other. A series
+    with no row at a point of ``x`` is at zero there (the queries give no row for a count of none), not bridged."""
     fig, ax = _figure(7.5, 3.0)
     ends: list[tuple[str, pd.Timestamp, float, Any]] = []
-    for name, part in frame.groupby(series, sort=False):
+    grid = frame.assign(**{x: pd.to_datetime(frame[x])}).pivot_table(
+        index=x, columns=series, values=y, aggfunc="sum", fill_value=0
+    )
+    grid = grid.sort_index()[list(dict.fromkeys(frame[series]))]
+    for name in grid.columns:
         colour = colours.get(str(name)) if colours else None
-        line = ax.plot(pd.to_datetime(part[x]), part[y], marker="o", markersize=3, label=str(name), color=colour)
-        last = part.iloc[-1]
-        ends.append((str(name), pd.Timestamp(last[x]), float(last[y]), line[0].get_color()))
+        line = ax.plot(grid.index, grid[name], marker="o", markersize=3, label=str(name), color=colour)
+        ends.append((str(name), pd.Timestamp(grid.index[-1]), float(grid[name].iloc[-1]), line[0].get_color()))
     ax.set_ylim(bottom=0)
     when = pd.to_datetime(frame[x]).drop_duplicates().sort_values()
     if len(when) <= 10:  # weeks: a tick on each point
@@ -245,7 +256,7 @@ def build(analytics: Analytics, source: str) -> str:
         *_trends(a, period),
         *_levels(a, period),
         *_playlists(a),
-        *_when_and_on_what(a),
+        *_when_and_on_what(a, period),
     ]
     return _page(source, h, period, parts)
 
@@ -266,8 +277,9 @@ def _song_side(a: Analytics, h: dict[str, int | float], songs: pd.DataFrame) -> 
             if len(breakdown)
             else "<p class='empty'>No plays.</p>",
             f"{h['matched_plays']:,} of {h['plays']:,} plays ({h['match_rate']:.2%}) match a song of the catalogue "
-            "exactly (title, artist and length). 'No song of that title' is a gap in the catalogue; the other two "
-            "reasons point at the data (another spelling of the artist, another cut of the song).",
+            "exactly (title, artist and length). 'No song of that title' is a gap in the catalogue; 'title found, "
+            "another artist' is another artist's song of that title or another spelling of the artist; the last, "
+            "another cut of the song.",
             question="match_breakdown",
             figures=breakdown[["reason", "plays"]],
         )
@@ -323,33 +335,41 @@ def _song_side(a: Analytics, h: dict[str, int | float], songs: pd.DataFrame) -> 
     return parts
 
 
+# A day the data starts or ends more than this far into is partial: charted, it would look like a fall.
+SLACK = pd.Timedelta(hours=1)
+
+
+def _whole(period: tuple[pd.Timestamp, pd.Timestamp]) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and last day (UTC) the period covers whole, within an hour at either end."""
+    first, last = period
+    start = first.normalize() + pd.Timedelta(days=0 if first - first.normalize() <= SLACK else 1)
+    end = last.normalize() - pd.Timedelta(days=0 if last.normalize() + pd.Timedelta(days=1) - last <= SLACK else 1)
+    return start, end
+
+
 def full_weeks(weekly: pd.DataFrame, period: tuple[pd.Timestamp, pd.Timestamp]) -> tuple[pd.DataFrame, list[str]]:
-    """The weeks (Monday to Sunday, UTC) the period covers whole, and how the others are described."""
-    first, last = (t.normalize() for t in period)
+    """The weeks (Monday to Sunday, UTC) whose every day the period covers whole, and how the others are described."""
+    first, last = _whole(period)
     weeks = pd.to_datetime(weekly["week"])
     whole = (weeks >= first) & (weeks + pd.Timedelta(days=6) <= last)
     left_out = []
     for week in sorted(set(weeks[~whole])):
-        days = (min(week + pd.Timedelta(days=6), last) - max(week, first)).days + 1
-        left_out.append(f"the week of {_day(week)} ({days} of 7 days)")
+        days = max(0, (min(week + pd.Timedelta(days=6), last) - max(week, first)).days + 1)
+        left_out.append(f"the week of {_day(week)} ({days} whole day{'' if days == 1 else 's'} of 7)")
     return weekly.loc[whole.to_numpy()], left_out
-
-
-# A day the data starts or ends more than this far into is partial: charted, it would look like a fall.
-SLACK = pd.Timedelta(hours=1)
 
 
 def whole_days(daily: pd.DataFrame, period: tuple[pd.Timestamp, pd.Timestamp]) -> tuple[pd.DataFrame, list[str]]:
     """The days (UTC) the period covers whole, within an hour at either end, and how the others are described."""
     first, last = period
+    start, end = _whole(period)
     days = pd.to_datetime(daily["day"])
-    partial = []
-    if first - first.normalize() > SLACK:
-        partial.append((first.normalize(), f"{_day(first)} (the data starts at {first:%H:%M})"))
-    if last.normalize() + pd.Timedelta(days=1) - last > SLACK:
-        partial.append((last.normalize(), f"{_day(last)} (the data ends at {last:%H:%M})"))
-    out = days.isin([d for d, _ in partial])
-    return daily.loc[~out.to_numpy()], [text for _, text in partial]
+    left_out = []
+    if start > first.normalize():
+        left_out.append(f"{_day(first)} (the data starts at {first:%H:%M})")
+    if end < last.normalize():
+        left_out.append(f"{_day(last)} (the data ends at {last:%H:%M})")
+    return daily.loc[((days >= start) & (days <= end)).to_numpy()], left_out
 
 
 def _trends(a: Analytics, period: tuple[pd.Timestamp, pd.Timestamp] | None) -> list[Section]:
@@ -433,7 +453,7 @@ def _levels(a: Analytics, period: tuple[pd.Timestamp, pd.Timestamp] | None) -> l
         shown, left_out = whole_days(known, period)
         note = (
             "Every user seen by that day, at the level they held (user_levels), whether or not they played: the "
-            "subscriber base, not the activity."
+            "user base by level, not the activity. One who changed level that day counts at both."
         )
         if left_out:
             note += " Days the data covers in part are left out: " + "; ".join(left_out) + "."
@@ -492,13 +512,17 @@ def _levels(a: Analytics, period: tuple[pd.Timestamp, pd.Timestamp] | None) -> l
 
 def _promotion(a: Analytics) -> Section:
     targets = a.promotion_targets(15)
-    upgrades = int(targets["upgraders"].max()) if len(targets) and targets["upgraders"].notna().any() else 0
+    upgrades = int(targets["upgraders"].max()) if len(targets) else 0
     note = (
-        "Most active first: plays per day in their current free period. 'Past upgraders less active' is the "
-        "share of past upgrades whose user played less per day before upgrading than this user does now: "
+        f"Most active first: plays per day in their current free period, of those free for {MIN_FREE_DAYS} day or "
+        "more (newer users are too new to judge). 'Past upgraders less active' is the share of past upgrades (after "
+        f"a free spell of {MIN_FREE_DAYS} day or more) whose user played less per day before upgrading than this "
+        "user does now: "
     )
-    if upgrades == 0:
-        note += "the history holds no upgrade yet, so there is nothing to compare with."
+    if targets.empty:
+        note = f"No user has been free for {MIN_FREE_DAYS} day or more in their current period."
+    elif upgrades == 0:
+        note += "the history holds no such upgrade yet, so there is nothing to compare with."
     elif upgrades < FEW_UPGRADES:
         note += f"of only {upgrades:,} upgrade{'s' if upgrades > 1 else ''}, so read it as a rough guide."
     else:
@@ -538,9 +562,11 @@ def _playlists(a: Analytics) -> list[Section]:
     """A first step toward playlists: songs that go together, beyond their popularity."""
     seeds = a.co_play_seeds(3, SEED_SESSIONS)
     measure = (
-        "Lift: how many times more often a song is played in a session with the seed than in any session "
-        f"(1 is what its popularity predicts). Only songs in at least {MIN_TOGETHER} of the seed's sessions are "
-        "ranked; fewer is noise."
+        "Lift: how many times more often a song is played in a session with the seed than in any session (1 is what "
+        "its popularity predicts); 'expected' is how many sessions would hold both if the two were unrelated. Only "
+        f"songs in at least {MIN_TOGETHER} of the seed's sessions and {MIN_SONG_SESSIONS} sessions in all are "
+        f"ranked; fewer is noise. A song in {MAX_SEED_SHARE:.0%} of all sessions or more is no seed: nothing can go "
+        "with it much more often than chance already does."
     )
     parts = [
         Section(
@@ -548,7 +574,7 @@ def _playlists(a: Analytics) -> list[Section]:
             _table(seeds, Columns({"title": "Song", "artist": "Artist", "sessions": "Sessions"}, {"Sessions": _count}))
             if len(seeds)
             else f"<p class='empty'>Too few sessions for an answer: no song was played in {SEED_SESSIONS} sessions "
-            "or more.</p>",
+            f"or more (and under {MAX_SEED_SHARE:.0%} of all).</p>",
             f"A first step toward playlists: for the songs played in the most sessions (at least {SEED_SESSIONS}), "
             f"the songs that go with them beyond their popularity. {measure}",
             chart=False,
@@ -567,15 +593,21 @@ def _playlists(a: Analytics) -> list[Section]:
                         "title": "Song",
                         "artist": "Artist",
                         "together": "Sessions together",
+                        "expected": "Expected",
                         "song_sessions": "Sessions with the song",
                         "lift": "Lift",
                     },
-                    {"Sessions together": _count, "Sessions with the song": _count, "Lift": lambda v: f"{v:,.1f}×"},
+                    {
+                        "Sessions together": _count,
+                        "Expected": lambda v: f"{v:,.1f}",
+                        "Sessions with the song": _count,
+                        "Lift": lambda v: f"{v:,.1f}×",
+                    },
                 ),
             )
             if len(together)
-            else f"<p class='empty'>Too thin for an answer: no song shares {MIN_TOGETHER} of its "
-            f"{int(sessions):,} sessions.</p>"
+            else f"<p class='empty'>Too thin for an answer: no song played in {MIN_SONG_SESSIONS} sessions or more "
+            f"shares {MIN_TOGETHER} of its {int(sessions):,} sessions.</p>"
         )
         parts.append(
             Section(
@@ -591,7 +623,27 @@ def _playlists(a: Analytics) -> list[Section]:
     return parts
 
 
-def _when_and_on_what(a: Analytics) -> list[Section]:
+def _weekdays(a: Analytics, period: tuple[pd.Timestamp, pd.Timestamp]) -> Section:
+    """Average plays per weekday over the whole days the data covers: a month has five of some weekdays and four of
+    others, so totals would rank the weekdays by the calendar."""
+    start, end = _whole(period)
+    daily = a.plays_per_day().assign(day=lambda f: pd.to_datetime(f["day"])).set_index("day")["plays"]
+    days = daily.reindex(pd.date_range(start, end, freq="D"), fill_value=0) if start <= end else daily.iloc[:0]
+    by = days.groupby(pd.DatetimeIndex(days.index).dayofweek)
+    mean, count = by.mean().reindex(range(7)), by.size().reindex(range(7), fill_value=0)
+    shown = [d for d in range(7) if count[d]]
+    return Section(
+        "Average plays per weekday",
+        _vbar([WEEKDAYS[d] for d in shown], [float(mean[d]) for d in shown], "plays per day (average)", "weekday (UTC)")
+        if shown
+        else "<p class='empty'>The data covers no whole day.</p>",
+        "Plays per day averaged over each weekday's whole days in the data (UTC): "
+        + ", ".join(f"{count[d]} {WEEKDAYS[d]}" for d in shown)
+        + ".",
+    )
+
+
+def _when_and_on_what(a: Analytics, period: tuple[pd.Timestamp, pd.Timestamp] | None) -> list[Section]:
     """Plays by hour, weekday, browser and operating system."""
     parts: list[Section] = []
     hours = a.plays_by_hour()
@@ -601,13 +653,8 @@ def _when_and_on_what(a: Analytics) -> list[Section]:
             _vbar([str(x) for x in hours["hour"]], hours["plays"].tolist(), "plays", "hour (UTC)"),
         )
     )
-    days = a.plays_by_weekday()
-    parts.append(
-        Section(
-            "Plays by weekday",
-            _vbar([WEEKDAYS[int(d) - 1] for d in days["weekday"]], days["plays"].tolist(), "plays", "weekday (UTC)"),
-        )
-    )
+    if period is not None:
+        parts.append(_weekdays(a, period))
     agents = a.plays_by_agent()
     for what in ("browser", "os"):
         by = agents.groupby(what)["plays"].sum().sort_values(ascending=False)
@@ -660,7 +707,7 @@ table.data td, table.data th {{ padding: .2rem .6rem; border-bottom: 1px solid #
 <body>
 <h1>Sparkify listening report</h1>
 <p class="period">{html.escape(covers)}</p>
-<p class="meta">Warehouse: {html.escape(source)} &middot; generated {generated} &middot; all times UTC</p>
+<p class="meta">Read from {html.escape(source)} &middot; generated {generated} &middot; all times UTC</p>
 <div class="cards">{cards}</div>
 <nav><h2>Contents</h2><ol>{contents}</ol></nav>
 {"".join(p.html() for p in parts)}

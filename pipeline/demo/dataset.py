@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 # The demo shows what a warehouse matched to a fitting catalogue looks like: most plays are of catalogue songs,
 # some far more played than others (the real sample, with 71 songs for 6,820 plays, matches one).
-DEMO_CATALOGUE_SHARE = 0.75
+DEMO_CATALOGUE_SHARE = 0.9
 DEMO_SKEW = 3.0
 
 

@@ -147,13 +147,23 @@ def why_not_data(relative: str, suffix: str = DEFAULT_SUFFIX) -> str | None:
     return f"not *{suffix} (nor compressed *{suffix})"
 
 
-def spread(files: list[SourceFile], at_most: int) -> list[SourceFile]:
-    """At most ``at_most`` of ``files``, evenly spread over the listing (all of them when there are no more): what
-    a notebook reads, so pointed at a production bucket it looks at a sample instead of fetching everything."""
-    if len(files) <= at_most:
+def spread(files: list[SourceFile], at_most: int, max_bytes: int | None = None) -> list[SourceFile]:
+    """At most ``at_most`` of ``files``, evenly spread over the listing (all of them when there are no more), and
+    no more of them than fit in ``max_bytes`` (at least one): what a notebook reads, so pointed at a production
+    bucket it looks at a sample instead of fetching everything."""
+    if len(files) > at_most:
+        step = len(files) / at_most
+        files = [files[int(i * step)] for i in range(at_most)]
+    if max_bytes is None:
         return files
-    step = len(files) / at_most
-    return [files[int(i * step)] for i in range(at_most)]
+    kept: list[SourceFile] = []
+    total = 0
+    for f in files:
+        if kept and total + f.size > max_bytes:
+            break
+        kept.append(f)
+        total += f.size
+    return kept
 
 
 def is_data_file(relative: str, suffix: str = DEFAULT_SUFFIX) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ from pipeline.load.staged import StagedTable
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger(__name__)
 
 # DuckDB's lock error: 'Conflicting lock is held in /usr/bin/python3.11 (PID 1234) by user ...'.
 _HOLDER = re.compile(r"lock is held in (.+?) \(PID (\d+)\)")
@@ -116,6 +119,12 @@ class DuckDBDestination(Destination):
     def reader(self, published: bool = True) -> DuckDBDestination:
         """Read-only: the published read copy where there is one (``published``), else the warehouse itself."""
         path = self.read_copy if published and Path(self.read_copy).exists() else self.path
+        if published and path == self.path:
+            log.warning(
+                "no read copy of %s yet (a run publishes one when it succeeds): reading the warehouse itself, which "
+                "a run cannot load while this reader has it open",
+                self.path,
+            )
         return DuckDBDestination(path, self.schema, self.memory_limit, read_only=True)
 
     def publish(self) -> str:

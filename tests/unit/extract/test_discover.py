@@ -55,3 +55,4 @@ def test_a_notebooks_sample_of_files_is_capped_and_spread_over_the_listing() -> 
     picked = spread(files, 10)
     assert [f.path for f in picked] == [f"/d/{i:03}.json" for i in range(0, 100, 10)]
     assert spread(files, 500) == files, "under the cap, every file"
+    assert len(spread(files, 500, max_bytes=7)) == 7 and len(spread(files, 500, max_bytes=0)) == 1
