@@ -56,7 +56,9 @@ def _styled(chart: Callable[P, str]) -> Callable[P, str]:
 
     @functools.wraps(chart)
     def drawn(*args: P.args, **kwargs: P.kwargs) -> str:
-        with matplotlib.rc_context({"font.size": 9, "axes.titlesize": 10, "svg.fonttype": "none"}):
+        with matplotlib.rc_context(
+            {"font.size": 9, "axes.titlesize": 10, "svg.fonttype": "none", "svg.hashsalt": "sparkify"}
+        ):
             return chart(*args, **kwargs)
 
     return drawn
@@ -424,50 +426,34 @@ def _trends(a: Analytics, period: tuple[pd.Timestamp, pd.Timestamp] | None) -> l
 def _levels(a: Analytics, period: tuple[pd.Timestamp, pd.Timestamp] | None) -> list[Section]:
     """Who listens each day at which level, and whom to offer a subscription."""
     parts: list[Section] = []
-    active = a.active_users_per_day()
-    if len(active) and period is not None:
-        shown, left_out = whole_days(active, period)
-        note = (
-            "Users who played at least one song that day (UTC), by their level when they played; one who changed "
-            "level that day counts at both."
-        )
-        if len(shown):
-            last_day = pd.to_datetime(shown["day"]).max()
-            on_last = shown[pd.to_datetime(shown["day"]) == last_day].set_index("level")["users"]
-            note += f" On {_day(last_day)}: " + ", ".join(f"{n:,} {lv}" for lv, n in on_last.items()) + "."
-        if left_out:
-            note += " Days the data covers in part are left out: " + "; ".join(left_out) + "."
-        parts.append(
-            Section(
-                "Active users per day, by level",
-                _lines(shown, "day", "level", "users", "users who played that day", LEVEL_COLOURS)
-                if len(shown)
-                else "<p class='empty'>The data covers no whole day.</p>",
-                note,
-                question="active_users_per_day",
-                figures=active,
+    if period is not None:
+        active = a.active_users_per_day()
+        if len(active):
+            parts.append(
+                _daily(
+                    "Active users per day, by level",
+                    active,
+                    period,
+                    "users who played that day",
+                    "Users who played at least one song that day (UTC), by their level when they played; one who "
+                    "changed level that day counts at both.",
+                    "active_users_per_day",
+                    with_last_day=True,
+                )
             )
-        )
-    known = a.known_users_by_level_per_day()
-    if len(known) and period is not None:
-        shown, left_out = whole_days(known, period)
-        note = (
-            "Every user seen by that day, at the level they held (user_levels), whether or not they played: the "
-            "user base by level, not the activity. One who changed level that day counts at both."
-        )
-        if left_out:
-            note += " Days the data covers in part are left out: " + "; ".join(left_out) + "."
-        parts.append(
-            Section(
-                "Known users by level, per day",
-                _lines(shown, "day", "level", "users", "users seen so far", LEVEL_COLOURS)
-                if len(shown)
-                else "<p class='empty'>The data covers no whole day.</p>",
-                note,
-                question="known_users_by_level_per_day",
-                figures=known,
+        known = a.known_users_by_level_per_day()
+        if len(known):
+            parts.append(
+                _daily(
+                    "Known users by level, per day",
+                    known,
+                    period,
+                    "users seen so far",
+                    "Every user seen by that day, at the level they held (user_levels), whether or not they played: "
+                    "the user base by level, not the activity. One who changed level that day counts at both.",
+                    "known_users_by_level_per_day",
+                )
             )
-        )
     levels = a.levels()
     parts.append(
         Section(
@@ -508,6 +494,35 @@ def _levels(a: Analytics, period: tuple[pd.Timestamp, pd.Timestamp] | None) -> l
         )
     )
     return parts
+
+
+def _daily(
+    title: str,
+    frame: pd.DataFrame,
+    period: tuple[pd.Timestamp, pd.Timestamp],
+    unit: str,
+    note: str,
+    question: str,
+    with_last_day: bool = False,
+) -> Section:
+    """Users per day by level, on the whole days only; the note names the days left out (and, ``with_last_day``,
+    the last whole day's figures)."""
+    shown, left_out = whole_days(frame, period)
+    if with_last_day and len(shown):
+        last_day = pd.to_datetime(shown["day"]).max()
+        on_last = shown[pd.to_datetime(shown["day"]) == last_day].set_index("level")["users"]
+        note += f" On {_day(last_day)}: " + ", ".join(f"{n:,} {lv}" for lv, n in on_last.items()) + "."
+    if left_out:
+        note += " Days the data covers in part are left out: " + "; ".join(left_out) + "."
+    return Section(
+        title,
+        _lines(shown, "day", "level", "users", unit, LEVEL_COLOURS)
+        if len(shown)
+        else "<p class='empty'>The data covers no whole day.</p>",
+        note,
+        question=question,
+        figures=frame,
+    )
 
 
 def _promotion(a: Analytics) -> Section:
