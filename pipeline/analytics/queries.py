@@ -461,18 +461,17 @@ class Analytics:
         min_song_sessions: int = MIN_SONG_SESSIONS,
     ) -> str:
         t, a = self.dest.dialect.literal(title), self.dest.dialect.literal(artist)
-        s = self._sessions_of_songs()
-        seed = f"SELECT user_id, session_id FROM ({s}) x WHERE song_title = {t} AND artist_name = {a}"
+        # The sessions' songs once, as a common table expression, not three times (a DISTINCT over every play).
+        seed = f'SELECT user_id, session_id FROM "s" WHERE song_title = {t} AND artist_name = {a}'
         together = (
-            "SELECT o.song_title, o.artist_name, COUNT(*) AS together "
-            f"FROM ({s}) o JOIN ({seed}) k ON k.user_id = o.user_id AND k.session_id = o.session_id "
+            'SELECT o.song_title, o.artist_name, COUNT(*) AS together FROM "s" o '
+            f"JOIN ({seed}) k ON k.user_id = o.user_id AND k.session_id = o.session_id "
             f"WHERE NOT (o.song_title = {t} AND o.artist_name = {a}) GROUP BY o.song_title, o.artist_name"
         )
-        popular = (
-            f"SELECT song_title, artist_name, COUNT(*) AS song_sessions FROM ({s}) y GROUP BY song_title, artist_name"
-        )
+        popular = 'SELECT song_title, artist_name, COUNT(*) AS song_sessions FROM "s" GROUP BY song_title, artist_name'
         expected = "CAST(k.n AS DOUBLE PRECISION) * p.song_sessions / e.n"
         return (
+            f'WITH "s" AS ({self._sessions_of_songs()}) '
             "SELECT g.song_title AS title, g.artist_name AS artist, g.together, "
             f"{expected} AS expected, k.n AS seed_sessions, p.song_sessions, e.n AS all_sessions, "
             f"CAST(g.together AS DOUBLE PRECISION) / ({expected}) AS lift "

@@ -105,9 +105,10 @@ def _confined_orphans(
     written = scope.written_with(table.name, fk.column)
     values = ""
     if written:
-        values = f"{_values(written, (fk.column,))} w"
-        wanted = f"(SELECT {ref} FROM {parent} WHERE {ref} IN (SELECT {col} FROM {_values(written, (fk.column,))} v))"
-        parts.append(orphans.format(rows=_values(written, (fk.column,)), parents=wanted))
+        rows = _values(written, (fk.column,))
+        values = f"{rows} w"
+        wanted = f"(SELECT {ref} FROM {parent} WHERE {ref} IN (SELECT {col} FROM {rows} v))"
+        parts.append(orphans.format(rows=rows, parents=wanted))
     deleted = scope.deleted.get(fk.ref_table, ())
     if deleted:
         again = scope.written_with(fk.ref_table, fk.ref_column)
